@@ -91,6 +91,8 @@ ElementId element_for_v9_type(std::uint16_t type) {
     const auto id = static_cast<std::uint16_t>(type - kNtopV9Base);
     if (find_element(kNtopPen, id) != nullptr) return {kNtopPen, id};
   }
+  constexpr std::uint16_t kHighBit = 0x8000;
+  if ((type & kHighBit) != 0) return {kV9HighTypePen, static_cast<std::uint16_t>(type & ~kHighBit)};
   return {kIanaPen, type};
 }
 
@@ -98,7 +100,11 @@ std::string output_name(std::uint32_t enterprise, std::uint16_t id) {
   if (const ElementInfo* e = find_element(enterprise, id)) {
     return std::string(e->nprobe_name.empty() ? e->name : e->nprobe_name);
   }
-  return "E" + std::to_string(enterprise) + "_" + std::to_string(id);
+  std::string name = "E";
+  name += std::to_string(enterprise);
+  name += '_';
+  name += std::to_string(id);
+  return name;
 }
 
 }  // namespace flowsec::ipfix

@@ -71,8 +71,15 @@ struct ElementInfo {
 [[nodiscard]] const ElementInfo* find_element(std::string_view name);
 [[nodiscard]] std::span<const ElementInfo> all_elements();
 
-// Element carried by NetFlow v9 field type `type` (RFC 3954 §8: types < 128 equal IANA ids;
-// ntop's 57472.. types are enterprise 35632).
+// NetFlow v9 field types 32768..65535 that are not ntop's have no IANA counterpart (IANA
+// ids are 15 bits, RFC 7011 §3.2). Like ipfixcol2 (src/core/netflow2ipfix/netflow9.c,
+// NF_INCOMP_EN_HIGH) they become this enterprise with the low 15 bits as id, so they
+// survive re-export unchanged.
+inline constexpr std::uint32_t kV9HighTypePen = 4294967295u;
+
+// Element carried by NetFlow v9 field type `type` outside an options scope (RFC 3954 §8:
+// types below 32768 equal IANA ids; ntop's 57472.. types are enterprise 35632; other
+// high types kV9HighTypePen).
 struct ElementId {
   std::uint32_t enterprise = 0;
   std::uint16_t id = 0;

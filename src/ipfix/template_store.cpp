@@ -56,8 +56,7 @@ bool TemplateStore::withdraw(Protocol protocol, std::uint32_t domain, std::uint1
   return true;
 }
 
-std::size_t TemplateStore::withdraw_all(Protocol protocol, std::uint32_t domain,
-                                        bool options_only) {
+std::size_t TemplateStore::withdraw_all(Protocol protocol, std::uint32_t domain, bool options) {
   if (!honours_withdrawals()) {
     ++counters_.withdrawals_ignored;
     return 0;
@@ -66,7 +65,7 @@ std::size_t TemplateStore::withdraw_all(Protocol protocol, std::uint32_t domain,
   const auto lo = key(protocol, domain, 0);
   const auto hi = key(protocol, domain, 0xffff);
   for (auto it = entries_.begin(); it != entries_.end();) {
-    if (it->first >= lo && it->first <= hi && (!options_only || it->second.tmpl->is_options())) {
+    if (it->first >= lo && it->first <= hi && it->second.tmpl->is_options() == options) {
       it = entries_.erase(it);
       ++removed;
     } else {

@@ -52,8 +52,10 @@ class TemplateStore {
 
   // RFC 7011 §8.1: withdraw one template id; returns true if something was removed.
   bool withdraw(Protocol protocol, std::uint32_t domain, std::uint16_t id);
-  // RFC 7011 §8.1: withdraw every (options_only: every options) template of a domain.
-  std::size_t withdraw_all(Protocol protocol, std::uint32_t domain, bool options_only);
+  // RFC 7011 §8.1 "All Data Templates Withdrawal" (options = false: set 2, id 2) and
+  // "All Options Templates Withdrawal" (options = true: set 3, id 3): withdraws every
+  // template of that kind in the domain, leaving the other kind alone.
+  std::size_t withdraw_all(Protocol protocol, std::uint32_t domain, bool options);
 
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
   [[nodiscard]] const TemplateStoreCounters& counters() const { return counters_; }

@@ -58,8 +58,10 @@ TEST(IeRegistry, NtopElementsLiveInEnterprise35632) {
 TEST(IeRegistry, MapsNetflowV9Types) {
   EXPECT_EQ(element_for_v9_type(8), (ElementId{0, 8}));
   EXPECT_EQ(element_for_v9_type(57590), (ElementId{kNtopPen, 118}));
-  // A v9 type in ntop's range that ntop never defined stays an IANA-space id.
-  EXPECT_EQ(element_for_v9_type(65000), (ElementId{0, 65000}));
+  // A high v9 type that ntop never defined cannot be an IANA id (15 bits): it keeps its
+  // low 15 bits under the catch-all enterprise.
+  EXPECT_EQ(element_for_v9_type(65000), (ElementId{kV9HighTypePen, 65000 - 32768}));
+  EXPECT_EQ(element_for_v9_type(40000), (ElementId{kV9HighTypePen, 40000 - 32768}));
 }
 
 TEST(IeRegistry, ReverseElementsFollowRfc5103) {

@@ -73,10 +73,15 @@ TEST(TemplateStore, WithdrawalsHonouredOnStreamsIgnoredOnDatagrams) {
   stream.add(Protocol::ipfix, 5, make(256));
   EXPECT_TRUE(stream.withdraw(Protocol::ipfix, 0, 256));
   EXPECT_FALSE(stream.withdraw(Protocol::ipfix, 0, 256));
-  EXPECT_EQ(stream.withdraw_all(Protocol::ipfix, 0, /*options_only=*/true), 1u);
-  EXPECT_EQ(stream.withdraw_all(Protocol::ipfix, 0, false), 1u);
+  // RFC 7011 §8.1: "all options templates" leaves data templates, and vice versa.
+  EXPECT_EQ(stream.withdraw_all(Protocol::ipfix, 0, /*options=*/true), 1u);
+  EXPECT_NE(stream.find(Protocol::ipfix, 0, 257), nullptr);
+  stream.add(Protocol::ipfix, 0, make(258, 149, 1));
+  EXPECT_EQ(stream.withdraw_all(Protocol::ipfix, 0, /*options=*/false), 1u);
+  EXPECT_NE(stream.find(Protocol::ipfix, 0, 258), nullptr);
+  EXPECT_EQ(stream.withdraw_all(Protocol::ipfix, 0, true), 1u);
   EXPECT_NE(stream.find(Protocol::ipfix, 5, 256), nullptr);  // other domain untouched
-  EXPECT_EQ(stream.counters().withdrawn, 3u);
+  EXPECT_EQ(stream.counters().withdrawn, 4u);
 
   TemplateStore udp(TransportKind::datagram);
   udp.add(Protocol::ipfix, 0, make(256));
