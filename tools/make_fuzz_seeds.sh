@@ -5,11 +5,13 @@
 #   netflow_v5, netflow_v9, ipfix, sflow: one UDP payload per file, split by version
 #   stream_framer: the IPFIX files (a TCP/TLS stream is exactly an IPFIX file), with a chunk-size byte
 #   session: all payloads of one capture, each prefixed by a 2-byte length
+#   packet: frames of tests/data/packets/ (converted to pcap by editcap), prefixed by a byte
+#           naming their link type as fuzz_packet.cpp indexes them; bit 7 = strip tunnels
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=tests/fuzz/corpus
-rm -rf "$out"/{netflow_v5,netflow_v9,ipfix,sflow,stream_framer,session}
-mkdir -p "$out"/{netflow_v5,netflow_v9,ipfix,sflow,stream_framer,session}
+rm -rf "$out"/{netflow_v5,netflow_v9,ipfix,sflow,stream_framer,session,packet}
+mkdir -p "$out"/{netflow_v5,netflow_v9,ipfix,sflow,stream_framer,session,packet}
 
 python3 - "$out" <<'PY'
 import subprocess, sys, pathlib, hashlib
@@ -54,6 +56,22 @@ for f in sorted(pathlib.Path("tests/data/ipfix").glob("*.ipfix")):
         if ln < 16: break
         sess += ln.to_bytes(2, "big") + data[at:at + ln]; at += ln
     save("session", sess)
-for kind in ["netflow_v5", "netflow_v9", "ipfix", "sflow", "stream_framer", "session"]:
+import struct, tempfile
+LINK_INDEX = {0: 0, 1: 1, 12: 2, 101: 3, 108: 4, 113: 5, 228: 6, 229: 7, 276: 8}
+for cap in sorted(pathlib.Path("tests/data/packets").iterdir()):
+    with tempfile.NamedTemporaryFile(suffix=".pcap") as tmp:
+        subprocess.run(["editcap", "-F", "pcap", str(cap), tmp.name], check=True, capture_output=True)
+        data = pathlib.Path(tmp.name).read_bytes()
+    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    link = struct.unpack(endian + "I", data[20:24])[0]
+    if link not in LINK_INDEX: continue
+    at, n = 24, 0
+    while at + 16 <= len(data) and n < 8:
+        incl = struct.unpack(endian + "I", data[at + 8:at + 12])[0]
+        frame = data[at + 16:at + 16 + incl]
+        at += 16 + incl; n += 1
+        save("packet", bytes([LINK_INDEX[link] | 0x80]) + frame)
+        save("packet", bytes([LINK_INDEX[link]]) + frame)
+for kind in ["netflow_v5", "netflow_v9", "ipfix", "sflow", "stream_framer", "session", "packet"]:
     print(kind, len(list((out / kind).iterdir())))
 PY
