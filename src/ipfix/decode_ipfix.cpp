@@ -13,6 +13,7 @@
 
 #include "ipfix/decode.hpp"
 #include "ipfix/limits.hpp"
+#include "ipfix/message_input.hpp"
 
 namespace flowsec::ipfix {
 namespace {
@@ -34,10 +35,10 @@ struct StagedOp {
   TemplatePtr tmpl;
 };
 
-class Decoder {
+class Decoder : private detail::MessageInput {
  public:
   Decoder(Bytes message, TemplateStore& store, RecordBatch& out)
-      : msg_(message), store_(store), out_(out) {}
+      : MessageInput(message, out), store_(store) {}
 
   Result<DecodeStats> run();
 
@@ -53,29 +54,8 @@ class Decoder {
   void stage(StagedOp op);
   void commit();
 
-  [[nodiscard]] std::uint16_t u16_at(std::size_t at) const {
-    return load_be<std::uint16_t>(msg_.data() + at);
-  }
-  [[nodiscard]] std::uint32_t u32_at(std::size_t at) const {
-    return load_be<std::uint32_t>(msg_.data() + at);
-  }
-  // Index of this message's metadata and base offset of its copy in the batch,
-  // created on the first data record so template-only messages cost nothing.
-  void ensure_stored() {
-    if (stored_) return;
-    stored_ = true;
-    base_ = out_.store(msg_);
-    message_index_ = out_.add_message(meta_);
-  }
-
-  Bytes msg_;
   TemplateStore& store_;
-  RecordBatch& out_;
   DecodeStats stats_;
-  MessageMeta meta_;
-  bool stored_ = false;
-  std::uint32_t base_ = 0;
-  std::uint32_t message_index_ = 0;
 
   std::vector<StagedOp> staged_;
   // Latest staged add/withdraw per id, and the position of the latest

@@ -31,6 +31,7 @@
 
 #include "ipfix/decode.hpp"
 #include "ipfix/limits.hpp"
+#include "ipfix/message_input.hpp"
 #include "ipfix/netflow_v9_builder.hpp"
 
 namespace flowsec::ipfix {
@@ -44,10 +45,10 @@ constexpr std::uint16_t kOptionsTemplateFlowsetId = 1;  // RFC 3954 §6.1
 constexpr std::uint16_t kMinDataFlowsetId = 256;        // RFC 3954 §5.3
 constexpr std::size_t kFieldSize = 4;                   // type + length
 
-class Decoder {
+class Decoder : private detail::MessageInput {
  public:
   Decoder(Bytes packet, TemplateStore& store, RecordBatch& out)
-      : msg_(packet), store_(store), out_(out) {}
+      : MessageInput(packet, out), store_(store) {}
 
   Result<DecodeStats> run();
 
@@ -76,29 +77,9 @@ class Decoder {
                        msg_.begin() + static_cast<std::ptrdiff_t>(end),
                        [](std::byte b) { return b == std::byte{0}; });
   }
-  [[nodiscard]] std::uint16_t u16_at(std::size_t at) const {
-    return load_be<std::uint16_t>(msg_.data() + at);
-  }
-  [[nodiscard]] std::uint32_t u32_at(std::size_t at) const {
-    return load_be<std::uint32_t>(msg_.data() + at);
-  }
-  // The packet copy and message metadata are created on the first data record, so
-  // template-only packets cost nothing in the batch.
-  void ensure_stored() {
-    if (stored_) return;
-    stored_ = true;
-    base_ = out_.store(msg_);
-    message_index_ = out_.add_message(meta_);
-  }
 
-  Bytes msg_;
   TemplateStore& store_;
-  RecordBatch& out_;
   DecodeStats stats_;
-  MessageMeta meta_;
-  bool stored_ = false;
-  std::uint32_t base_ = 0;
-  std::uint32_t message_index_ = 0;
   // For the header count check: records seen, and bytes of flowsets whose records
   // cannot be counted.
   std::size_t records_ = 0;
