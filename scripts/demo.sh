@@ -10,6 +10,8 @@ scripts/install-deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)" --target flowsec
 flowsec=build/release/src/app/flowsec
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
 
 show() {
   local title=$1
@@ -17,7 +19,8 @@ show() {
   echo
   echo "=== $title"
   echo "    flowsec decode -D j $*"
-  "$flowsec" decode -D j "$@" | head -n 5
+  "$flowsec" decode -D j "$@" >"$out/records.json"
+  head -n 5 "$out/records.json"
 }
 
 show "NetFlow v5 (akvorado fixture, a real router)" tests/data/export/akvorado/netflow_nfv5.pcap
