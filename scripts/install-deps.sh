@@ -10,11 +10,11 @@ PACKAGES=(
   cmake ninja-build g++ clang libclang-rt-14-dev pkg-config python3
   clang-format clang-tidy
   # libraries
-  libexpected-dev libfmt-dev libpcap-dev
+  libexpected-dev libfmt-dev libpcap-dev libssl-dev libasio-dev libsctp-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # real peers the tests drive
-  tshark libfixbuf-tools
+  tshark libfixbuf-tools openssl socat
 )
 
 missing=()

@@ -1,0 +1,601 @@
+// Plain UDP: the datagram sender and listener behind make_sender/make_listener.
+//
+// Sender: one connected UDP socket (the host is resolved once, at creation), one
+// message per datagram (SPEC §3), sent in batches with sendmmsg(2) when the socket
+// is writable. Messages wait in the bounded queue of SPEC §4 (oldest dropped,
+// counted and logged rate-limited).
+//
+// Listener: one socket, dual-stack [::] when no host is given (IPV6_V6ONLY off,
+// 0.0.0.0 where IPv6 is missing), a large receive buffer (SO_RCVBUFFORCE, else
+// SO_RCVBUF), the kernel's drop counter from SO_RXQ_OVFL (SPEC §6), and
+// recvmmsg(2) batches read when asio reports the socket readable. Each
+// (source address, port) is a pseudo-session, so the collector keeps template
+// state per exporter (RFC 7011 §8.4): opened at its first datagram, closed after
+// idle_timeout without datagrams, at most max_sessions at once.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <array>
+#include <asio/ip/udp.hpp>
+#include <asio/ip/v6_only.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "common/log.hpp"
+#include "transport/detail/factories.hpp"
+#include "transport/detail/io_support.hpp"
+
+namespace flowsec::transport::detail {
+namespace {
+
+using asio::ip::udp;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kComponent = "transport";
+constexpr std::size_t kSendBatch = 64;    // messages per sendmmsg(2)
+constexpr std::size_t kRecvBatch = 32;    // datagrams per recvmmsg(2)
+constexpr std::size_t kRecvSlot = 65536;  // > largest UDP payload (65507)
+constexpr int kRecvRoundsPerWake = 16;    // then yield to other handlers
+constexpr int kUdpMaxPayload = 65507;
+
+std::string errno_text(int err) {
+  return std::error_code(err, std::generic_category()).message();
+}
+
+// ---------------------------------------------------------------------------------------
+// Sender
+
+class UdpSenderCore : public std::enable_shared_from_this<UdpSenderCore> {
+ public:
+  UdpSenderCore(asio::io_context& io, Endpoint endpoint, const SenderOptions& options)
+      : io_(io),
+        endpoint_(std::move(endpoint)),
+        socket_(io),
+        queue_(options.queue_limit_bytes),
+        shutdown_timer_(io),
+        drops_(io, "export to " + endpoint_.text, options.queue_limit_bytes) {}
+
+  Expected<void, std::string> open() {
+    asio::error_code ec;
+    udp::resolver resolver(io_);
+    const auto results =
+        resolver.resolve(endpoint_.host, std::to_string(endpoint_.port),
+                         udp::resolver::numeric_service | udp::resolver::address_configured, ec);
+    if (ec || results.empty()) {
+      return unexpected("cannot resolve " + endpoint_.host + " in " + endpoint_.text + ": " +
+                        (ec ? ec.message() : std::string("no address")));
+    }
+    const udp::endpoint target = results.begin()->endpoint();
+    socket_.open(target.protocol(), ec);
+    if (!ec) socket_.non_blocking(true, ec);
+    if (!ec) socket_.connect(target, ec);
+    if (ec)
+      return unexpected("cannot open a UDP socket to " + endpoint_.text + ": " + ec.message());
+    stats_.connected = true;
+    return {};
+  }
+
+  const Endpoint& endpoint() const { return endpoint_; }
+
+  void send(Message message) {
+    if (closed_) {
+      count_drop({1, message.size()}, "the sender is shut down");
+      return;
+    }
+    count_drop(queue_.push_back({std::move(message), false}), "the export queue is full");
+    pump();
+  }
+
+  // Datagram senders have no connection: the hook's messages (templates) go out once,
+  // now; the exporter refreshes them on its own schedule (SPEC §4).
+  void set_on_connect(const std::function<std::vector<Message>()>& hook) {
+    if (!hook || closed_) return;
+    std::vector<QueuedMessage> first;
+    for (auto& m : hook()) first.push_back({std::move(m), true});
+    count_drop(queue_.push_front(std::move(first)), "the export queue is full");
+    pump();
+  }
+
+  void shutdown(std::chrono::milliseconds timeout, std::function<void(bool)> done) {
+    done_ = std::move(done);
+    shutting_down_ = true;
+    shutdown_timer_.expires_after(timeout);
+    shutdown_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+      if (ec || !self->done_) return;
+      const std::size_t left = self->queue_.size();
+      log::warning(kComponent, "shutdown of " + self->endpoint_.text +
+                                   " timed out: " + std::to_string(left) + " messages not sent");
+      self->finish(false);
+    });
+    asio::post(io_, [self = shared_from_this()] { self->check_shutdown(); });
+  }
+
+  SenderStats stats() const {
+    SenderStats s = stats_;
+    s.queue_messages = queue_.size();
+    s.queue_bytes = queue_.bytes();
+    return s;
+  }
+
+  // The Sender object went away: stop everything; no callback runs afterwards.
+  void stop() {
+    done_ = nullptr;
+    closed_ = true;
+    shutdown_timer_.cancel();
+    drops_.cancel();
+    asio::error_code ignored;
+    socket_.close(ignored);
+  }
+
+ private:
+  void count_drop(Dropped d, std::string_view why) {
+    if (d.messages == 0) return;
+    stats_.messages_dropped += d.messages;
+    stats_.bytes_dropped += d.bytes;
+    drops_.report(d, stats_.messages_dropped, why, shared_from_this());
+  }
+
+  void pump() {
+    if (waiting_ || closed_ || queue_.empty()) return;
+    waiting_ = true;
+    socket_.async_wait(udp::socket::wait_write,
+                       [self = shared_from_this()](const asio::error_code& ec) {
+                         self->waiting_ = false;
+                         if (ec || self->closed_) return;
+                         self->flush();
+                       });
+  }
+
+  // Sends as much of the queue as the socket takes now, kSendBatch datagrams per call.
+  void flush() {
+    std::array<mmsghdr, kSendBatch> msgs{};
+    std::array<iovec, kSendBatch> iov{};
+    while (!queue_.empty()) {
+      const std::size_t n = std::min(queue_.size(), kSendBatch);
+      for (std::size_t i = 0; i < n; ++i) {
+        auto& data = queue_.at(i).data;
+        iov[i].iov_base = const_cast<std::byte*>(data.data());
+        iov[i].iov_len = data.size();
+        msgs[i] = mmsghdr{};
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+      }
+      const int sent =
+          ::sendmmsg(socket_.native_handle(), msgs.data(), static_cast<unsigned>(n), MSG_DONTWAIT);
+      if (sent > 0) {
+        for (int i = 0; i < sent; ++i) {
+          const auto m = queue_.take_front();
+          ++stats_.messages_sent;
+          stats_.bytes_sent += m.data.size();
+        }
+        refused_retries_ = 0;
+        continue;
+      }
+      const int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) break;
+      if (err == EINTR) continue;
+      if (err == ECONNREFUSED && refused_retries_ == 0) {
+        // An ICMP port unreachable for an earlier datagram is reported on this send and
+        // the datagram was not sent; the error is consumed, so try it once more.
+        ++refused_retries_;
+        note_error("the collector is unreachable (ICMP port unreachable)");
+        continue;
+      }
+      refused_retries_ = 0;
+      const auto m = queue_.take_front();
+      note_error(m.data.size() > static_cast<std::size_t>(kUdpMaxPayload)
+                     ? "a message of " + std::to_string(m.data.size()) +
+                           " bytes does not fit in a datagram"
+                     : errno_text(err));
+      count_drop({1, m.data.size()}, "it could not be sent");
+    }
+    check_shutdown();
+    pump();
+  }
+
+  void note_error(const std::string& what) {
+    std::uint64_t suppressed = 0;
+    if (error_log_.allow(suppressed)) {
+      log::warning(kComponent, "export to " + endpoint_.text + ": " + what +
+                                   (suppressed ? " (" + std::to_string(suppressed) +
+                                                     " similar lines suppressed)"
+                                               : std::string()));
+    }
+  }
+
+  void check_shutdown() {
+    if (shutting_down_ && done_ && queue_.empty()) finish(true);
+  }
+
+  void finish(bool ok) {
+    auto done = std::move(done_);
+    done_ = nullptr;
+    closed_ = true;
+    shutdown_timer_.cancel();
+    asio::error_code ignored;
+    socket_.close(ignored);
+    stats_.connected = false;
+    if (done) done(ok);
+  }
+
+  asio::io_context& io_;
+  Endpoint endpoint_;
+  udp::socket socket_;
+  MessageQueue queue_;
+  asio::steady_timer shutdown_timer_;
+  std::function<void(bool)> done_;
+  SenderStats stats_;
+  DropReporter drops_;
+  log::RateLimiter error_log_{5, std::chrono::seconds(10)};
+  int refused_retries_ = 0;
+  bool waiting_ = false;
+  bool shutting_down_ = false;
+  bool closed_ = false;
+};
+
+class UdpSender final : public Sender {
+ public:
+  explicit UdpSender(std::shared_ptr<UdpSenderCore> core) : core_(std::move(core)) {}
+  ~UdpSender() override {
+    try {
+      core_->stop();
+    } catch (...) {  // a destructor must not throw; stopping is best effort
+    }
+  }
+  UdpSender(const UdpSender&) = delete;
+  UdpSender& operator=(const UdpSender&) = delete;
+
+  const Endpoint& endpoint() const override { return core_->endpoint(); }
+  void send(Message message) override { core_->send(std::move(message)); }
+  void set_on_connect(std::function<std::vector<Message>()> hook) override {
+    core_->set_on_connect(hook);
+  }
+  void shutdown(std::chrono::milliseconds timeout, std::function<void(bool)> done) override {
+    core_->shutdown(timeout, std::move(done));
+  }
+  SenderStats stats() const override { return core_->stats(); }
+
+ private:
+  std::shared_ptr<UdpSenderCore> core_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Listener
+
+struct PeerKey {
+  IpAddress address;
+  std::uint16_t port = 0;
+  friend auto operator<=>(const PeerKey&,
+                          const PeerKey&) = default;  // NOLINT(modernize-use-nullptr)
+};
+
+struct UdpSession {
+  SessionInfo info;
+  Clock::time_point last_seen;
+};
+
+IpAddress from_sockaddr(const sockaddr_storage& ss, std::uint16_t& port) {
+  if (ss.ss_family == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
+    port = ntohs(sin->sin_port);
+    return IpAddress::v4(ntohl(sin->sin_addr.s_addr));
+  }
+  const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+  port = ntohs(sin6->sin6_port);
+  std::array<std::byte, 16> raw{};
+  std::memcpy(raw.data(), &sin6->sin6_addr, raw.size());
+  if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+    return IpAddress::v4(std::span<const std::byte, 4>(raw.data() + 12, 4));
+  }
+  return IpAddress::v6(std::span<const std::byte, 16>(raw));
+}
+
+class UdpListenerCore : public std::enable_shared_from_this<UdpListenerCore> {
+ public:
+  UdpListenerCore(asio::io_context& io, Endpoint endpoint, const ListenerOptions& options,
+                  ListenerHandler& handler)
+      : io_(io),
+        endpoint_(std::move(endpoint)),
+        options_(options),
+        handler_(&handler),
+        socket_(io),
+        sweep_timer_(io),
+        buffer_(kRecvBatch * kRecvSlot) {}
+
+  Expected<void, std::string> open() {
+    asio::error_code ec;
+    if (endpoint_.host.empty()) {
+      // All addresses: one dual-stack socket sees IPv4 exporters as ::ffff:a.b.c.d.
+      bind_to(udp::endpoint(udp::v6(), endpoint_.port), true, ec);
+      if (ec) {
+        const auto v6_error = ec;
+        bind_to(udp::endpoint(udp::v4(), endpoint_.port), false, ec);
+        if (ec) {
+          return unexpected("cannot listen on " + endpoint_.text + ": " + v6_error.message());
+        }
+      }
+    } else {
+      udp::resolver resolver(io_);
+      const auto results =
+          resolver.resolve(endpoint_.host, std::to_string(endpoint_.port),
+                           udp::resolver::passive | udp::resolver::numeric_service, ec);
+      if (ec || results.empty()) {
+        return unexpected("cannot resolve " + endpoint_.host + " in " + endpoint_.text + ": " +
+                          (ec ? ec.message() : std::string("no address")));
+      }
+      bind_to(results.begin()->endpoint(), false, ec);
+      if (ec) return unexpected("cannot listen on " + endpoint_.text + ": " + ec.message());
+    }
+    socket_.non_blocking(true, ec);
+    if (ec) return unexpected("cannot listen on " + endpoint_.text + ": " + ec.message());
+    set_receive_buffer();
+    // SPEC §6: the kernel's count of datagrams dropped for a full receive buffer arrives
+    // with every datagram as an SO_RXQ_OVFL control message.
+    const int one = 1;
+    if (::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one) != 0) {
+      log::warning(kComponent, "listen " + endpoint_.text +
+                                   ": SO_RXQ_OVFL unavailable, kernel drops are not counted: " +
+                                   errno_text(errno));
+    }
+    local_port_ = socket_.local_endpoint(ec).port();
+    return {};
+  }
+
+  void start() {
+    arm_read();
+    arm_sweep();
+  }
+
+  const Endpoint& endpoint() const { return endpoint_; }
+  std::uint16_t local_port() const { return local_port_; }
+  ListenerStats stats() const {
+    ListenerStats s = stats_;
+    s.sessions_active = sessions_.size();
+    return s;
+  }
+
+  void close() {
+    if (closed_) return;
+    // Datagrams the kernel already holds are delivered before the sessions end.
+    if (handler_ != nullptr) read_batches(kRecvRoundsPerWake * 4);
+    closed_ = true;
+    sweep_timer_.cancel();
+    asio::error_code ignored;
+    socket_.close(ignored);
+    auto* handler = handler_;
+    handler_ = nullptr;
+    auto sessions = std::move(sessions_);
+    sessions_.clear();
+    if (handler != nullptr) {
+      for (auto& [key, session] : sessions)
+        handler->on_session_close(session.info, "listener closed");
+    }
+  }
+
+ private:
+  void bind_to(const udp::endpoint& ep, bool dual_stack, asio::error_code& ec) {
+    asio::error_code ignored;
+    socket_.close(ignored);
+    socket_.open(ep.protocol(), ec);
+    if (ec) return;
+    if (dual_stack) socket_.set_option(asio::ip::v6_only(false), ec);
+    if (!ec) socket_.bind(ep, ec);
+    if (ec) socket_.close(ignored);
+  }
+
+  void set_receive_buffer() {
+    const int fd = socket_.native_handle();
+    const int want = options_.udp_receive_buffer;
+    if (want <= 0) return;
+    // SO_RCVBUFFORCE passes net.core.rmem_max when we may (CAP_NET_ADMIN, e.g. root).
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
+      (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+    }
+    int got = 0;
+    socklen_t len = sizeof got;
+    if (::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 && got / 2 < want) {
+      // Linux reports twice the usable size (bookkeeping overhead).
+      log::warning(kComponent, "listen " + endpoint_.text + ": receive buffer is " +
+                                   std::to_string(got / 2) + " bytes, asked for " +
+                                   std::to_string(want) + " (raise net.core.rmem_max)");
+    }
+  }
+
+  void arm_read() {
+    socket_.async_wait(udp::socket::wait_read,
+                       [self = shared_from_this()](const asio::error_code& ec) {
+                         if (ec || self->closed_) return;
+                         self->read_batches(kRecvRoundsPerWake);
+                         if (!self->closed_) self->arm_read();
+                       });
+  }
+
+  // Reads up to `rounds` recvmmsg batches or until the socket is empty.
+  void read_batches(int rounds) {
+    constexpr std::size_t kControl = CMSG_SPACE(sizeof(std::uint32_t));
+    std::array<mmsghdr, kRecvBatch> msgs{};
+    std::array<iovec, kRecvBatch> iov{};
+    std::array<sockaddr_storage, kRecvBatch> from{};
+    alignas(cmsghdr) std::array<std::array<unsigned char, kControl>, kRecvBatch> control{};
+    for (int round = 0; round < rounds && !closed_; ++round) {
+      for (std::size_t i = 0; i < kRecvBatch; ++i) {
+        iov[i].iov_base = buffer_.data() + i * kRecvSlot;
+        iov[i].iov_len = kRecvSlot;
+        msgs[i] = mmsghdr{};
+        msgs[i].msg_hdr.msg_name = &from[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_control = control[i].data();
+        msgs[i].msg_hdr.msg_controllen = kControl;
+      }
+      const int n =
+          ::recvmmsg(socket_.native_handle(), msgs.data(), kRecvBatch, MSG_DONTWAIT, nullptr);
+      if (n < 0) {
+        const int err = errno;
+        if (err == EINTR) continue;
+        if (err != EAGAIN && err != EWOULDBLOCK) {
+          std::uint64_t suppressed = 0;
+          if (error_log_.allow(suppressed)) {
+            log::warning(kComponent, "listen " + endpoint_.text + ": " + errno_text(err));
+          }
+        }
+        return;
+      }
+      const auto now = Clock::now();
+      for (int i = 0; i < n && !closed_; ++i) {
+        const auto& h = msgs[static_cast<std::size_t>(i)].msg_hdr;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr;
+             c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+            std::uint32_t drops = 0;
+            std::memcpy(&drops, CMSG_DATA(c), sizeof drops);
+            stats_.kernel_drops = drops;  // the socket's running total
+          }
+        }
+        const std::size_t len = msgs[static_cast<std::size_t>(i)].msg_len;
+        dispatch(from[static_cast<std::size_t>(i)],
+                 std::span<const std::byte>(
+                     buffer_.data() + static_cast<std::size_t>(i) * kRecvSlot, len),
+                 now);
+      }
+      if (static_cast<std::size_t>(n) < kRecvBatch) return;
+    }
+  }
+
+  void dispatch(const sockaddr_storage& from, std::span<const std::byte> data,
+                Clock::time_point now) {
+    if (handler_ == nullptr) return;
+    PeerKey key;
+    key.address = from_sockaddr(from, key.port);
+    auto it = sessions_.find(key);
+    if (it == sessions_.end()) {
+      if (sessions_.size() >= options_.max_sessions) {
+        // SPEC §3.4: a hard cap on sessions per listener; a new exporter waits until an
+        // idle one expires.
+        ++stats_.sessions_refused_cap;
+        std::uint64_t suppressed = 0;
+        if (cap_log_.allow(suppressed)) {
+          log::warning(
+              kComponent,
+              "listen " + endpoint_.text + ": datagram from " + peer_text(key.address, key.port) +
+                  " dropped: " + std::to_string(options_.max_sessions) +
+                  " exporters already active" +
+                  (suppressed ? " (" + std::to_string(suppressed) + " similar lines suppressed)"
+                              : std::string()));
+        }
+        return;
+      }
+      UdpSession session;
+      session.info.id = next_session_id();
+      session.info.scheme = Scheme::udp;
+      session.info.peer_address = key.address;
+      session.info.peer_port = key.port;
+      session.last_seen = now;
+      it = sessions_.emplace(key, std::move(session)).first;
+      ++stats_.sessions_accepted;
+      handler_->on_session_open(it->second.info);
+      if (handler_ == nullptr) return;  // the handler closed the listener
+    }
+    it->second.last_seen = now;
+    ++stats_.datagrams;
+    stats_.bytes += data.size();
+    // Plain UDP has no session to close: the return value is ignored (listener.hpp).
+    (void)handler_->on_data(it->second.info, data);
+  }
+
+  std::chrono::milliseconds sweep_period() const {
+    return std::clamp(
+        std::chrono::duration_cast<std::chrono::milliseconds>(options_.idle_timeout / 4),
+        std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+  }
+
+  void arm_sweep() {
+    sweep_timer_.expires_after(sweep_period());
+    sweep_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+      if (ec || self->closed_) return;
+      self->sweep();
+      if (!self->closed_) self->arm_sweep();
+    });
+  }
+
+  void sweep() {
+    const auto now = Clock::now();
+    for (auto it = sessions_.begin(); it != sessions_.end() && handler_ != nullptr;) {
+      if (now - it->second.last_seen < options_.idle_timeout) {
+        ++it;
+        continue;
+      }
+      const SessionInfo info = it->second.info;
+      it = sessions_.erase(it);
+      ++stats_.sessions_idle_closed;
+      handler_->on_session_close(info, "idle");
+    }
+  }
+
+  asio::io_context& io_;
+  Endpoint endpoint_;
+  ListenerOptions options_;
+  ListenerHandler* handler_;
+  udp::socket socket_;
+  asio::steady_timer sweep_timer_;
+  std::vector<std::byte> buffer_;
+  std::map<PeerKey, UdpSession> sessions_;
+  ListenerStats stats_;
+  log::RateLimiter cap_log_{5, std::chrono::seconds(10)};
+  log::RateLimiter error_log_{5, std::chrono::seconds(10)};
+  std::uint16_t local_port_ = 0;
+  bool closed_ = false;
+};
+
+class UdpListener final : public Listener {
+ public:
+  explicit UdpListener(std::shared_ptr<UdpListenerCore> core) : core_(std::move(core)) {}
+  ~UdpListener() override {
+    try {
+      core_->close();
+    } catch (...) {  // e.g. a handler's on_session_close threw; nothing left to do
+    }
+  }
+  UdpListener(const UdpListener&) = delete;
+  UdpListener& operator=(const UdpListener&) = delete;
+
+  const Endpoint& endpoint() const override { return core_->endpoint(); }
+  std::uint16_t local_port() const override { return core_->local_port(); }
+  ListenerStats stats() const override { return core_->stats(); }
+  Expected<void, std::string> reload_tls() override { return {}; }  // nothing to reload
+  void close() override { core_->close(); }
+
+ private:
+  std::shared_ptr<UdpListenerCore> core_;
+};
+
+}  // namespace
+
+SenderResult make_udp_sender(asio::io_context& io, const Endpoint& e, const SenderOptions& o) {
+  auto core = std::make_shared<UdpSenderCore>(io, e, o);
+  if (auto r = core->open(); !r) return unexpected(std::move(r.error()));
+  return std::unique_ptr<Sender>(std::make_unique<UdpSender>(std::move(core)));
+}
+
+ListenerResult make_udp_listener(asio::io_context& io, const Endpoint& e, const ListenerOptions& o,
+                                 ListenerHandler& h) {
+  auto core = std::make_shared<UdpListenerCore>(io, e, o, h);
+  if (auto r = core->open(); !r) return unexpected(std::move(r.error()));
+  core->start();
+  return std::unique_ptr<Listener>(std::make_unique<UdpListener>(std::move(core)));
+}
+
+}  // namespace flowsec::transport::detail
