@@ -50,7 +50,6 @@
 #include <algorithm>
 #include <array>
 #include <asio/ip/udp.hpp>
-#include <asio/ip/v6_only.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <chrono>
@@ -103,10 +102,6 @@ bool is_initial_client_hello(std::span<const std::byte> d) {
          byte_at(d, kRecordHeader) == kHandshakeClientHello;
 }
 
-std::string errno_text(const asio::error_code& ec) {
-  return ec.message();
-}
-
 // The first error on the thread's OpenSSL queue, in words; empties the queue.
 std::string ssl_error_text() {
   std::string text;
@@ -117,17 +112,6 @@ std::string ssl_error_text() {
     text = buf.data();
   }
   return text.empty() ? std::string("no OpenSSL error reported") : text;
-}
-
-std::string with_suppressed(std::string line, std::uint64_t suppressed) {
-  if (suppressed != 0) line += " (" + std::to_string(suppressed) + " similar lines suppressed)";
-  return line;
-}
-
-std::string seconds_text(std::chrono::milliseconds d) {
-  const auto ms = d.count();
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
-  return std::to_string(ms) + " ms";
 }
 
 // ---------------------------------------------------------------------------------------
@@ -259,7 +243,7 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
         backoff_timer_(io),
         shutdown_timer_(io),
         queue_(options.queue_limit_bytes),
-        backoff_(options.backoff_initial),
+        backoff_(options),
         rx_(kReceiveBuffer),
         record_(kRecordBuffer) {}
   ~DtlsSenderCore() { free_ssl(); }
@@ -283,7 +267,7 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
     pump();
   }
 
-  void set_on_connect(std::function<std::vector<Message>()> hook) { hook_ = std::move(hook); }
+  void set_on_connect(OnConnectHook hook) { hook_ = std::move(hook); }
 
   void shutdown(std::chrono::milliseconds timeout, std::function<void(bool)> done) {
     if (state_ == State::stopped) {
@@ -304,12 +288,7 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
     asio::post(io_, [self = shared_from_this()] { self->check_shutdown(); });
   }
 
-  SenderStats stats() const {
-    SenderStats s = stats_;
-    s.queue_messages = queue_.size();
-    s.queue_bytes = queue_.bytes();
-    return s;
-  }
+  SenderStats stats() const { return stats_with_queue(stats_, queue_); }
 
   // The Sender object went away: stop; no callback runs afterwards.
   void stop() {
@@ -336,20 +315,19 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
             self->schedule_retry();
             return;
           }
-          self->targets_.clear();
-          for (const auto& entry : r) self->targets_.push_back(entry.endpoint());
-          self->next_target_ = 0;
+          self->targets_.assign(r);
           self->try_next_target();
         });
   }
 
   // Addresses of one name are tried in turn; when all failed, wait and resolve again.
   void try_next_target() {
-    if (next_target_ >= targets_.size()) {
+    udp::endpoint target;
+    if (!targets_.take_next(target)) {
       schedule_retry();
       return;
     }
-    connect_to(targets_[next_target_++]);
+    connect_to(target);
   }
 
   void connect_to(const udp::endpoint& target) {
@@ -359,7 +337,7 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
     if (!ec) socket_.connect(target, ec);  // UDP: sets the peer, sends nothing
     if (ec) {
       ++stats_.connect_failures;
-      note("cannot open a UDP socket to " + endpoint_text(target) + ": " + errno_text(ec));
+      note("cannot open a UDP socket to " + endpoint_text(target) + ": " + ec.message());
       teardown();
       try_next_target();
       return;
@@ -409,7 +387,7 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
     state_ = State::connected;
     ++stats_.connects;
     stats_.connected = true;
-    backoff_ = options_.backoff_initial;
+    backoff_.reset();
     data_mtu_ = DTLS_get_data_mtu(ssl_);
     const std::string identity = peer_identity(ssl_);
     log::info(kComponent, "export to " + endpoint_.text + ": DTLS session with " +
@@ -417,10 +395,7 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
                               SSL_get_cipher_name(ssl_) +
                               (identity.empty() ? std::string() : ", " + identity) + ")");
     // RFC 7011 §8: the templates go first in every new session.
-    first_.clear();
-    if (hook_) {
-      for (auto& m : hook_()) first_.push_back(std::move(m));
-    }
+    first_ = hook_messages(hook_);
     arm_timer();
     pump();
   }
@@ -438,8 +413,8 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
       return;
     }
     ++stats_.handshake_failures;
-    note("DTLS handshake with " + endpoint_text(target) +
-         " refused: " + std::string(describe(reason)) + "; retrying in " + seconds_text(backoff_));
+    note("DTLS handshake with " + endpoint_text(target) + " refused: " +
+         std::string(describe(reason)) + "; retrying in " + seconds_text(backoff_.current()));
     schedule_retry();
   }
 
@@ -447,24 +422,24 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
   void socket_failed(const asio::error_code& ec) {
     if (state_ == State::handshaking && !heard_from_peer_) {
       ++stats_.connect_failures;
-      note("cannot reach " + endpoint_text(target_) + ": " + errno_text(ec));
+      note("cannot reach " + endpoint_text(target_) + ": " + ec.message());
       teardown();
       try_next_target();
       return;
     }
     if (state_ == State::handshaking) {
       ++stats_.handshake_failures;
-      note("DTLS handshake with " + endpoint_text(target_) + " failed: " + errno_text(ec));
+      note("DTLS handshake with " + endpoint_text(target_) + " failed: " + ec.message());
       teardown();
       schedule_retry();
       return;
     }
-    connection_lost(errno_text(ec));
+    connection_lost(ec.message());
   }
 
   void connection_lost(const std::string& what) {
     note("DTLS session with " + endpoint_text(target_) + " ended: " + what + "; reconnecting in " +
-         seconds_text(backoff_));
+         seconds_text(backoff_.current()));
     teardown();
     schedule_retry();
   }
@@ -476,9 +451,7 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
       return;
     }
     state_ = State::waiting;
-    const auto delay = backoff_;
-    backoff_ = std::min(backoff_ * 2, options_.backoff_max);  // SPEC §4: 1 s doubling to 30 s
-    backoff_timer_.expires_after(delay);
+    backoff_timer_.expires_after(backoff_.next());  // SPEC §4: 1 s doubling to 30 s
     backoff_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
       if (ec || self->state_ != State::waiting) return;
       self->resolve();
@@ -562,7 +535,7 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
   void pump() {
     while (state_ == State::connected && out_.size() < kMaxDatagramsInFlight) {
       if (!first_.empty()) {
-        QueuedMessage m{std::move(first_.front()), true};
+        QueuedMessage m = std::move(first_.front());
         first_.pop_front();
         if (!write_message(std::move(m))) return;
       } else if (!queue_.empty()) {
@@ -606,7 +579,7 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
   // A message that was not written goes back where it came from.
   void put_back(QueuedMessage m) {
     if (m.from_hook) {
-      first_.push_front(std::move(m.data));
+      first_.push_front(std::move(m));
       return;
     }
     std::vector<QueuedMessage> back;
@@ -779,26 +752,14 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
   // ---- logging ----
 
   void count_drop(Dropped d, const std::string& why) {
-    if (d.messages == 0) return;
-    stats_.messages_dropped += d.messages;
-    stats_.bytes_dropped += d.bytes;
-    std::uint64_t suppressed = 0;
-    if (drop_log_.allow(suppressed)) {
-      log::warning(
-          kComponent,
-          with_suppressed("export to " + endpoint_.text + ": dropped " +
-                              std::to_string(d.messages) + " message(s): " + why + "; " +
-                              std::to_string(stats_.messages_dropped) + " dropped in total",
-                          suppressed));
-    }
+    if (!count_dropped(stats_, d)) return;
+    warn_rate_limited(drop_log_, "export to " + endpoint_.text + ": dropped " +
+                                     std::to_string(d.messages) + " message(s): " + why + "; " +
+                                     std::to_string(stats_.messages_dropped) + " dropped in total");
   }
 
   void note(const std::string& what) {
-    std::uint64_t suppressed = 0;
-    if (error_log_.allow(suppressed)) {
-      log::warning(kComponent,
-                   with_suppressed("export to " + endpoint_.text + ": " + what, suppressed));
-    }
+    warn_rate_limited(error_log_, "export to " + endpoint_.text + ": " + what);
   }
 
   asio::io_context& io_;
@@ -811,12 +772,11 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
   asio::steady_timer backoff_timer_;
   asio::steady_timer shutdown_timer_;
   MessageQueue queue_;
-  std::deque<Message> first_;  // the hook's messages for the current association
+  std::deque<QueuedMessage> first_;  // the hook's messages for the current association
   std::deque<OutDatagram> out_;
-  std::function<std::vector<Message>()> hook_;
+  OnConnectHook hook_;
   std::function<void(bool)> done_;
-  std::vector<udp::endpoint> targets_;
-  std::size_t next_target_ = 0;
+  ResolvedTargets<udp::endpoint> targets_;
   udp::endpoint target_;
   SSL* ssl_ = nullptr;
   DatagramChannel* channel_ = nullptr;  // owned by ssl_'s BIO
@@ -824,7 +784,7 @@ class DtlsSenderCore : public std::enable_shared_from_this<DtlsSenderCore> {
   std::uint64_t generation_ = 0;  // bumped by teardown(): stale completions are ignored
   State state_ = State::idle;
   Clock::time_point handshake_deadline_;
-  std::chrono::milliseconds backoff_;
+  Backoff backoff_;
   std::vector<std::byte> rx_;
   std::vector<unsigned char> record_;
   SenderStats stats_;
@@ -901,27 +861,12 @@ class DtlsListenerCore : public std::enable_shared_from_this<DtlsListenerCore> {
   Expected<void, std::string> open() {
     listen_peer_ = BIO_ADDR_new();
     if (listen_peer_ == nullptr) return unexpected("listen " + endpoint_.text + ": out of memory");
+    auto bound = bind_listener<udp>(
+        io_, endpoint_, [this](const udp::endpoint& ep, bool dual_stack, asio::error_code& ec) {
+          open_and_bind(socket_, ep, dual_stack, ec);
+        });
+    if (!bound) return bound;
     asio::error_code ec;
-    if (endpoint_.host.empty()) {
-      // All addresses: one dual-stack socket, IPv4 peers seen as ::ffff:a.b.c.d.
-      bind_to(udp::endpoint(udp::v6(), endpoint_.port), true, ec);
-      if (ec) {
-        const auto v6_error = ec;
-        bind_to(udp::endpoint(udp::v4(), endpoint_.port), false, ec);
-        if (ec) return unexpected("cannot listen on " + endpoint_.text + ": " + v6_error.message());
-      }
-    } else {
-      udp::resolver resolver(io_);
-      const auto results =
-          resolver.resolve(endpoint_.host, std::to_string(endpoint_.port),
-                           udp::resolver::passive | udp::resolver::numeric_service, ec);
-      if (ec || results.empty()) {
-        return unexpected("cannot resolve " + endpoint_.host + " in " + endpoint_.text + ": " +
-                          (ec ? ec.message() : std::string("no address")));
-      }
-      bind_to(results.begin()->endpoint(), false, ec);
-      if (ec) return unexpected("cannot listen on " + endpoint_.text + ": " + ec.message());
-    }
     // Answers (handshake flights, alerts) never wait: a full socket buffer drops them and
     // DTLS retransmits (RFC 6347 §4.2.4).
     socket_.non_blocking(true, ec);
@@ -938,11 +883,7 @@ class DtlsListenerCore : public std::enable_shared_from_this<DtlsListenerCore> {
 
   const Endpoint& endpoint() const { return endpoint_; }
   std::uint16_t local_port() const { return local_port_; }
-  ListenerStats stats() const {
-    ListenerStats s = stats_;
-    s.sessions_active = sessions_.size();
-    return s;
-  }
+  ListenerStats stats() const { return stats_with_sessions(stats_, sessions_.size()); }
 
   // SIGHUP (SPEC §3.5): new associations use the new files; established ones keep theirs.
   Expected<void, std::string> reload_tls() {
@@ -973,16 +914,6 @@ class DtlsListenerCore : public std::enable_shared_from_this<DtlsListenerCore> {
 
  private:
   using AssociationPtr = std::shared_ptr<Association>;
-
-  void bind_to(const udp::endpoint& ep, bool dual_stack, asio::error_code& ec) {
-    asio::error_code ignored;
-    socket_.close(ignored);
-    socket_.open(ep.protocol(), ec);
-    if (ec) return;
-    if (dual_stack) socket_.set_option(asio::ip::v6_only(false), ec);
-    if (!ec) socket_.bind(ep, ec);
-    if (ec) socket_.close(ignored);
-  }
 
   void receive() {
     socket_.async_receive_from(
@@ -1044,18 +975,11 @@ class DtlsListenerCore : public std::enable_shared_from_this<DtlsListenerCore> {
     }
     // The peer proved it receives at its address: now it may have state.
     if (replacing) close_session(replacing, "the peer started a new DTLS session", false);
-    if (sessions_.size() >= options_.max_sessions) {
-      ++stats_.sessions_refused_cap;
+    if (session_cap_reached(sessions_.size(), options_, stats_)) {
       free_listen_ssl();
-      std::uint64_t suppressed = 0;
-      if (log_.allow(suppressed)) {
-        log::warning(kComponent,
-                     with_suppressed("listen " + endpoint_.text + ": DTLS session from " +
-                                         peer_text(address, from.port()) +
-                                         " refused: " + std::to_string(options_.max_sessions) +
-                                         " sessions already open",
-                                     suppressed));
-      }
+      warn_rate_limited(log_, "listen " + endpoint_.text + ": DTLS session from " +
+                                  peer_text(address, from.port()) + " refused: " +
+                                  std::to_string(options_.max_sessions) + " sessions already open");
       return;
     }
     auto a = std::make_shared<Association>(io_);
@@ -1065,10 +989,7 @@ class DtlsListenerCore : public std::enable_shared_from_this<DtlsListenerCore> {
     listen_ssl_ = nullptr;
     listen_channel_ = nullptr;
     a->peer = from;
-    a->info.id = next_session_id();
-    a->info.scheme = Scheme::dtls;
-    a->info.peer_address = address;
-    a->info.peer_port = from.port();
+    a->info = new_session_info(Scheme::dtls, address, from.port());
     a->handshake_deadline = Clock::now() + options_.handshake_timeout;
     sessions_[from] = a;
     ++stats_.sessions_accepted;
@@ -1205,13 +1126,8 @@ class DtlsListenerCore : public std::enable_shared_from_this<DtlsListenerCore> {
 
   void refused(const udp::endpoint& peer, TlsRefusal reason) {
     ++stats_.handshakes_refused[static_cast<std::size_t>(reason)];
-    std::uint64_t suppressed = 0;
-    if (log_.allow(suppressed)) {
-      log::warning(kComponent,
-                   with_suppressed("listen " + endpoint_.text + ": refused DTLS handshake from " +
-                                       endpoint_text(peer) + ": " + std::string(describe(reason)),
-                                   suppressed));
-    }
+    warn_rate_limited(log_, "listen " + endpoint_.text + ": refused DTLS handshake from " +
+                                endpoint_text(peer) + ": " + std::string(describe(reason)));
   }
 
   void erase(const AssociationPtr& a) {
@@ -1277,11 +1193,7 @@ class DtlsListenerCore : public std::enable_shared_from_this<DtlsListenerCore> {
   }
 
   void note(const std::string& what) {
-    std::uint64_t suppressed = 0;
-    if (error_log_.allow(suppressed)) {
-      log::warning(kComponent,
-                   with_suppressed("listen " + endpoint_.text + ": " + what, suppressed));
-    }
+    warn_rate_limited(error_log_, "listen " + endpoint_.text + ": " + what);
   }
 
   asio::io_context& io_;

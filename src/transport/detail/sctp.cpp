@@ -64,20 +64,6 @@ constexpr std::string_view kComponent = "transport";
 constexpr std::size_t kReadBuffer = 65536;
 constexpr std::chrono::milliseconds kAckCheck{200};  // sender: look at SCTP_STATUS again
 
-std::string errno_text(int err) {
-  return std::error_code(err, std::generic_category()).message();
-}
-
-std::string seconds_text(std::chrono::milliseconds d) {
-  const auto ms = d.count();
-  return ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms";
-}
-
-std::string with_suppressed(std::string line, std::uint64_t suppressed) {
-  if (suppressed != 0) line += " (" + std::to_string(suppressed) + " similar lines suppressed)";
-  return line;
-}
-
 // SPEC §3: "where the kernel lacks SCTP, the start-up error says so".
 Expected<void, std::string> check_kernel_sctp(const Endpoint& e, int family) {
   const int fd = ::socket(family, SOCK_STREAM, IPPROTO_SCTP);
@@ -139,7 +125,7 @@ class SctpSenderCore : public std::enable_shared_from_this<SctpSenderCore> {
         backoff_timer_(io),
         shutdown_timer_(io),
         queue_(options.queue_limit_bytes),
-        backoff_(options.backoff_initial),
+        backoff_(options),
         rx_(4096) {}
 
   void start() {
@@ -159,7 +145,7 @@ class SctpSenderCore : public std::enable_shared_from_this<SctpSenderCore> {
     write_more();
   }
 
-  void set_on_connect(std::function<std::vector<Message>()> hook) { hook_ = std::move(hook); }
+  void set_on_connect(OnConnectHook hook) { hook_ = std::move(hook); }
 
   void shutdown(std::chrono::milliseconds timeout, std::function<void(bool)> done) {
     if (state_ == State::stopped) {
@@ -180,12 +166,7 @@ class SctpSenderCore : public std::enable_shared_from_this<SctpSenderCore> {
     asio::post(io_, [self = shared_from_this()] { self->check_shutdown(); });
   }
 
-  SenderStats stats() const {
-    SenderStats s = stats_;
-    s.queue_messages = queue_.size();
-    s.queue_bytes = queue_.bytes();
-    return s;
-  }
+  SenderStats stats() const { return stats_with_queue(stats_, queue_); }
 
   void stop() {
     done_ = nullptr;
@@ -209,19 +190,18 @@ class SctpSenderCore : public std::enable_shared_from_this<SctpSenderCore> {
             self->schedule_retry();
             return;
           }
-          self->targets_.clear();
-          for (const auto& entry : r) self->targets_.push_back(entry.endpoint());
-          self->next_target_ = 0;
+          self->targets_.assign(r);
           self->try_next_target();
         });
   }
 
   void try_next_target() {
-    if (next_target_ >= targets_.size()) {
+    tcp::endpoint target;
+    if (!targets_.take_next(target)) {
       schedule_retry();
       return;
     }
-    connect_to(targets_[next_target_++]);
+    connect_to(target);
   }
 
   void connect_to(const tcp::endpoint& target) {
@@ -273,13 +253,10 @@ class SctpSenderCore : public std::enable_shared_from_this<SctpSenderCore> {
     state_ = State::connected;
     ++stats_.connects;
     stats_.connected = true;
-    backoff_ = options_.backoff_initial;
+    backoff_.reset();
     log::info(kComponent,
               "export to " + endpoint_.text + ": SCTP association with " + target_text());
-    first_.clear();
-    if (hook_) {
-      for (auto& m : hook_()) first_.push_back(std::move(m));  // RFC 7011 §8: templates first
-    }
+    first_ = hook_messages(hook_);  // RFC 7011 §8: templates first
     receive();
     write_more();
   }
@@ -293,7 +270,7 @@ class SctpSenderCore : public std::enable_shared_from_this<SctpSenderCore> {
     while (state_ == State::connected && !waiting_write_) {
       const bool hook = !first_.empty();
       if (!hook && queue_.empty()) break;
-      const Message& m = hook ? first_.front() : queue_.front().data;
+      const Message& m = hook ? first_.front().data : queue_.front().data;
       sctp_sndrcvinfo info{};
       info.sinfo_stream = 0;  // RFC 7011 §10.2: stream 0, ordered
       const int n = sctp_send(socket_.native_handle(), m.data(), m.size(), &info,
@@ -390,7 +367,7 @@ class SctpSenderCore : public std::enable_shared_from_this<SctpSenderCore> {
 
   void connection_lost(const std::string& what) {
     note("SCTP association with " + target_text() + " ended: " + what + "; reconnecting in " +
-         seconds_text(backoff_));
+         seconds_text(backoff_.current()));
     teardown();
     schedule_retry();
   }
@@ -402,9 +379,7 @@ class SctpSenderCore : public std::enable_shared_from_this<SctpSenderCore> {
       return;
     }
     state_ = State::waiting;
-    const auto delay = backoff_;
-    backoff_ = std::min(backoff_ * 2, options_.backoff_max);  // SPEC §4
-    backoff_timer_.expires_after(delay);
+    backoff_timer_.expires_after(backoff_.next());
     backoff_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
       if (ec || self->state_ != State::waiting) return;
       self->resolve();
@@ -459,26 +434,14 @@ class SctpSenderCore : public std::enable_shared_from_this<SctpSenderCore> {
   }
 
   void count_drop(Dropped d, const std::string& why) {
-    if (d.messages == 0) return;
-    stats_.messages_dropped += d.messages;
-    stats_.bytes_dropped += d.bytes;
-    std::uint64_t suppressed = 0;
-    if (drop_log_.allow(suppressed)) {
-      log::warning(
-          kComponent,
-          with_suppressed("export to " + endpoint_.text + ": dropped " +
-                              std::to_string(d.messages) + " message(s): " + why + "; " +
-                              std::to_string(stats_.messages_dropped) + " dropped in total",
-                          suppressed));
-    }
+    if (!count_dropped(stats_, d)) return;
+    warn_rate_limited(drop_log_, "export to " + endpoint_.text + ": dropped " +
+                                     std::to_string(d.messages) + " message(s): " + why + "; " +
+                                     std::to_string(stats_.messages_dropped) + " dropped in total");
   }
 
   void note(const std::string& what) {
-    std::uint64_t suppressed = 0;
-    if (error_log_.allow(suppressed)) {
-      log::warning(kComponent,
-                   with_suppressed("export to " + endpoint_.text + ": " + what, suppressed));
-    }
+    warn_rate_limited(error_log_, "export to " + endpoint_.text + ": " + what);
   }
 
   asio::io_context& io_;
@@ -490,16 +453,15 @@ class SctpSenderCore : public std::enable_shared_from_this<SctpSenderCore> {
   asio::steady_timer backoff_timer_;
   asio::steady_timer shutdown_timer_;
   MessageQueue queue_;
-  std::deque<Message> first_;          // the hook's messages for this association
+  std::deque<QueuedMessage> first_;    // the hook's messages for this association
   std::deque<QueuedMessage> unacked_;  // sent, maybe not acknowledged yet
-  std::function<std::vector<Message>()> hook_;
+  OnConnectHook hook_;
   std::function<void(bool)> done_;
-  std::vector<tcp::endpoint> targets_;
-  std::size_t next_target_ = 0;
+  ResolvedTargets<tcp::endpoint> targets_;
   tcp::endpoint target_;
   std::uint64_t generation_ = 0;
   State state_ = State::idle;
-  std::chrono::milliseconds backoff_;
+  Backoff backoff_;
   std::vector<std::byte> rx_;
   SenderStats stats_;
   log::RateLimiter drop_log_{5, std::chrono::seconds(10)};
@@ -561,15 +523,9 @@ class SctpListenerCore : public std::enable_shared_from_this<SctpListenerCore> {
       where = tcp::endpoint(tcp::v6(), endpoint_.port);
       dual_stack = true;
     } else {
-      tcp::resolver resolver(io_);
-      const auto results =
-          resolver.resolve(endpoint_.host, std::to_string(endpoint_.port),
-                           tcp::resolver::passive | tcp::resolver::numeric_service, ec);
-      if (ec || results.empty()) {
-        return unexpected("cannot resolve " + endpoint_.host + " in " + endpoint_.text + ": " +
-                          (ec ? ec.message() : std::string("no address")));
-      }
-      where = results.begin()->endpoint();
+      auto resolved = resolve_listen_address<tcp>(io_, endpoint_);
+      if (!resolved) return unexpected(std::move(resolved.error()));
+      where = *resolved;
     }
     if (auto r = check_kernel_sctp(endpoint_, where.protocol().family()); !r) {
       // Without IPv6, all addresses means IPv4 only.
@@ -597,11 +553,7 @@ class SctpListenerCore : public std::enable_shared_from_this<SctpListenerCore> {
 
   const Endpoint& endpoint() const { return endpoint_; }
   std::uint16_t local_port() const { return local_port_; }
-  ListenerStats stats() const {
-    ListenerStats s = stats_;
-    s.sessions_active = sessions_.size();
-    return s;
-  }
+  ListenerStats stats() const { return stats_with_sessions(stats_, sessions_.size()); }
 
   void close() {
     if (closed_) return;
@@ -638,19 +590,14 @@ class SctpListenerCore : public std::enable_shared_from_this<SctpListenerCore> {
   void on_accept(Proto::socket socket) {
     asio::error_code ec;
     const PeerAddress peer = from_generic(socket.remote_endpoint(ec));
-    if (sessions_.size() >= options_.max_sessions) {
-      // SPEC §3.4: a hard cap on sessions per listener.
-      ++stats_.sessions_refused_cap;
+    if (session_cap_reached(sessions_.size(), options_, stats_)) {
       note("association from " + peer_text(peer.address, peer.port) +
            " refused: " + std::to_string(options_.max_sessions) + " sessions already open");
       socket.close(ec);
       return;
     }
     auto s = std::make_shared<SctpSession>(std::move(socket));
-    s->info.id = next_session_id();
-    s->info.scheme = Scheme::sctp;
-    s->info.peer_address = peer.address;
-    s->info.peer_port = peer.port;
+    s->info = new_session_info(Scheme::sctp, peer.address, peer.port);
     s->last_activity = Clock::now();
     sessions_[s->info.id] = s;
     ++stats_.sessions_accepted;
@@ -694,10 +641,7 @@ class SctpListenerCore : public std::enable_shared_from_this<SctpListenerCore> {
   }
 
   void arm_sweep() {
-    const auto period =
-        std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(options_.idle_timeout / 4),
-                   std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
-    sweep_timer_.expires_after(period);
+    sweep_timer_.expires_after(idle_sweep_period(options_.idle_timeout));
     sweep_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
       if (ec || self->closed_) return;
       const auto now = Clock::now();
@@ -715,11 +659,7 @@ class SctpListenerCore : public std::enable_shared_from_this<SctpListenerCore> {
   }
 
   void note(const std::string& what) {
-    std::uint64_t suppressed = 0;
-    if (log_.allow(suppressed)) {
-      log::warning(kComponent,
-                   with_suppressed("listen " + endpoint_.text + ": " + what, suppressed));
-    }
+    warn_rate_limited(log_, "listen " + endpoint_.text + ": " + what);
   }
 
   asio::io_context& io_;

@@ -93,11 +93,6 @@ constexpr std::size_t kListenerReadBuffer = std::size_t{64} * 1024;
 constexpr std::size_t kSenderReadBuffer = std::size_t{4} * 1024;
 constexpr std::size_t kMaxCloseDrain = std::size_t{64} * 1024 * 1024;
 
-std::string suppressed_note(std::uint64_t suppressed) {
-  return suppressed == 0 ? std::string()
-                         : " (" + std::to_string(suppressed) + " similar lines suppressed)";
-}
-
 bool is_ssl_error(const asio::error_code& ec) {
   return ec.category() == asio::error::get_ssl_category();
 }
@@ -223,7 +218,7 @@ class StreamSenderCore : public std::enable_shared_from_this<StreamSenderCore> {
         ack_timer_(io),
         shutdown_timer_(io),
         queue_(options.queue_limit_bytes),
-        backoff_(options.backoff_initial),
+        backoff_(options),
         drops_(io, "export to " + endpoint_.text, options.queue_limit_bytes) {}
 
   void start() {
@@ -241,11 +236,11 @@ class StreamSenderCore : public std::enable_shared_from_this<StreamSenderCore> {
     pump();
   }
 
-  void set_on_connect(std::function<std::vector<Message>()> hook) {
+  void set_on_connect(OnConnectHook hook) {
     hook_ = std::move(hook);
     // Already connected (the hook came late): its messages still go before later data.
     if (state_ == State::connected && hook_) {
-      for (auto& m : hook_()) hook_pending_.push_back({std::move(m), true});
+      for (auto& m : hook_messages(hook_)) hook_pending_.push_back(std::move(m));
       pump();
     }
   }
@@ -284,9 +279,7 @@ class StreamSenderCore : public std::enable_shared_from_this<StreamSenderCore> {
   }
 
   SenderStats stats() const {
-    SenderStats s = stats_;
-    s.queue_messages = queue_.size();
-    s.queue_bytes = queue_.bytes();
+    SenderStats s = stats_with_queue(stats_, queue_);
     s.connected = state_ == State::connected;
     return s;
   }
@@ -421,9 +414,8 @@ class StreamSenderCore : public std::enable_shared_from_this<StreamSenderCore> {
   void retry_later() {
     if (state_ == State::closed) return;
     state_ = State::waiting;
-    const milliseconds delay =
-        shutting_down_ ? std::min(backoff_, options_.backoff_initial) : backoff_;
-    backoff_ = std::min(backoff_ * 2, options_.backoff_max);
+    const milliseconds next = backoff_.next();
+    const milliseconds delay = shutting_down_ ? std::min(next, options_.backoff_initial) : next;
     const std::uint64_t gen = gen_;
     timer_.expires_after(delay);
     timer_.async_wait([self = shared_from_this(), gen](const asio::error_code& ec) {
@@ -451,10 +443,7 @@ class StreamSenderCore : public std::enable_shared_from_this<StreamSenderCore> {
       if (!ec && gen == self->gen_) self->maybe_confirm();
     });
     // RFC 7011 §8: every new connection starts with the templates, before any data.
-    hook_pending_.clear();
-    if (hook_) {
-      for (auto& m : hook_()) hook_pending_.push_back({std::move(m), true});
-    }
+    hook_pending_ = hook_messages(hook_);
     read_loop(conn_, gen_);
     arm_ack_timer();
     pump();
@@ -610,7 +599,7 @@ class StreamSenderCore : public std::enable_shared_from_this<StreamSenderCore> {
     count_drop(queue_.push_front(std::move(again)), "the export queue is full");
     const auto lived = Clock::now() - connected_at_;
     if (lived >= std::min<milliseconds>(options_.backoff_max, kStableConnection)) {
-      backoff_ = options_.backoff_initial;
+      backoff_.reset();
     }
     drop_connection();
     if (unconfirmed) {
@@ -693,9 +682,7 @@ class StreamSenderCore : public std::enable_shared_from_this<StreamSenderCore> {
   void stop_reporting() { drops_.cancel(); }
 
   void count_drop(Dropped d, std::string_view why) {
-    if (d.messages == 0) return;
-    stats_.messages_dropped += d.messages;
-    stats_.bytes_dropped += d.bytes;
+    if (!count_dropped(stats_, d)) return;
     drops_.report(d, stats_.messages_dropped, why, shared_from_this());
   }
 
@@ -724,9 +711,9 @@ class StreamSenderCore : public std::enable_shared_from_this<StreamSenderCore> {
   milliseconds confirm_after_ = kConfirmWindow;
   bool confirmed_ = false;
 
-  std::function<std::vector<Message>()> hook_;
+  OnConnectHook hook_;
   std::function<void(bool)> done_;
-  milliseconds backoff_;
+  Backoff backoff_;
   std::uint64_t failures_in_row_ = 0;
   std::string last_failure_;
   SenderStats stats_;
@@ -815,27 +802,12 @@ class StreamListenerCore : public std::enable_shared_from_this<StreamListenerCor
         retry_timer_(io) {}
 
   Expected<void, std::string> open() {
+    auto bound = bind_listener<tcp>(
+        io_, endpoint_, [this](const tcp::endpoint& ep, bool dual_stack, asio::error_code& ec) {
+          bind_to(ep, dual_stack, ec);
+        });
+    if (!bound) return bound;
     asio::error_code ec;
-    if (endpoint_.host.empty()) {
-      // All addresses: one dual-stack socket; IPv4 peers appear as ::ffff:a.b.c.d.
-      bind_to(tcp::endpoint(tcp::v6(), endpoint_.port), true, ec);
-      if (ec) {
-        const auto v6_error = ec;
-        bind_to(tcp::endpoint(tcp::v4(), endpoint_.port), false, ec);
-        if (ec) return unexpected("cannot listen on " + endpoint_.text + ": " + v6_error.message());
-      }
-    } else {
-      tcp::resolver resolver(io_);
-      const auto results =
-          resolver.resolve(endpoint_.host, std::to_string(endpoint_.port),
-                           tcp::resolver::passive | tcp::resolver::numeric_service, ec);
-      if (ec || results.empty()) {
-        return unexpected("cannot resolve " + endpoint_.host + " in " + endpoint_.text + ": " +
-                          (ec ? ec.message() : std::string("no address")));
-      }
-      bind_to(results.begin()->endpoint(), false, ec);
-      if (ec) return unexpected("cannot listen on " + endpoint_.text + ": " + ec.message());
-    }
     local_port_ = acceptor_.local_endpoint(ec).port();
     return {};
   }
@@ -844,11 +816,7 @@ class StreamListenerCore : public std::enable_shared_from_this<StreamListenerCor
 
   const Endpoint& endpoint() const { return endpoint_; }
   std::uint16_t local_port() const { return local_port_; }
-  ListenerStats stats() const {
-    ListenerStats s = stats_;
-    s.sessions_active = sessions_.size();
-    return s;
-  }
+  ListenerStats stats() const { return stats_with_sessions(stats_, sessions_.size()); }
   Expected<void, std::string> reload_tls() {
     if (!tls_) return {};
     auto r = tls_->reload();
@@ -875,12 +843,9 @@ class StreamListenerCore : public std::enable_shared_from_this<StreamListenerCor
   void remove(std::uint64_t id) { sessions_.erase(id); }
 
   void log_refusal(const SessionInfo& info, TlsRefusal reason) {
-    std::uint64_t suppressed = 0;
-    if (refusal_log_.allow(suppressed)) {
-      log::warning(kComponent, "listen " + endpoint_.text + ": refused TLS session from " +
-                                   peer_text(info.peer_address, info.peer_port) + ": " +
-                                   std::string(describe(reason)) + suppressed_note(suppressed));
-    }
+    warn_rate_limited(refusal_log_, "listen " + endpoint_.text + ": refused TLS session from " +
+                                        peer_text(info.peer_address, info.peer_port) + ": " +
+                                        std::string(describe(reason)));
   }
 
  private:
@@ -898,26 +863,23 @@ class StreamListenerCore : public std::enable_shared_from_this<StreamListenerCor
   }
 
   void accept() {
-    acceptor_.async_accept(
-        [self = shared_from_this()](const asio::error_code& ec, tcp::socket socket) {
-          if (self->closed_) return;
-          if (ec) {
-            if (ec == asio::error::operation_aborted) return;
-            // EMFILE and friends: say so, breathe, go on accepting.
-            std::uint64_t suppressed = 0;
-            if (self->error_log_.allow(suppressed)) {
-              log::warning(kComponent, "listen " + self->endpoint_.text + ": accept failed: " +
-                                           ec.message() + suppressed_note(suppressed));
-            }
-            self->retry_timer_.expires_after(milliseconds(100));
-            self->retry_timer_.async_wait([self](const asio::error_code& tec) {
-              if (!tec && !self->closed_) self->accept();
-            });
-            return;
-          }
-          self->accepted(std::move(socket));
-          if (!self->closed_) self->accept();
+    acceptor_.async_accept([self = shared_from_this()](const asio::error_code& ec,
+                                                       tcp::socket socket) {
+      if (self->closed_) return;
+      if (ec) {
+        if (ec == asio::error::operation_aborted) return;
+        // EMFILE and friends: say so, breathe, go on accepting.
+        warn_rate_limited(self->error_log_,
+                          "listen " + self->endpoint_.text + ": accept failed: " + ec.message());
+        self->retry_timer_.expires_after(milliseconds(100));
+        self->retry_timer_.async_wait([self](const asio::error_code& tec) {
+          if (!tec && !self->closed_) self->accept();
         });
+        return;
+      }
+      self->accepted(std::move(socket));
+      if (!self->closed_) self->accept();
+    });
   }
 
   void accepted(tcp::socket socket) {
@@ -928,16 +890,12 @@ class StreamListenerCore : public std::enable_shared_from_this<StreamListenerCor
     info.scheme = endpoint_.scheme;
     info.peer_address = to_ip_address(remote.address());
     info.peer_port = remote.port();
-    if (sessions_.size() >= options_.max_sessions) {
-      // SPEC §3.4 / §9: a hard cap on sessions per listener (handshaking ones count).
-      ++stats_.sessions_refused_cap;
-      std::uint64_t suppressed = 0;
-      if (cap_log_.allow(suppressed)) {
-        log::warning(kComponent, "listen " + endpoint_.text + ": refused connection from " +
-                                     peer_text(info.peer_address, info.peer_port) + ": " +
-                                     std::to_string(options_.max_sessions) +
-                                     " sessions already open" + suppressed_note(suppressed));
-      }
+    if (session_cap_reached(sessions_.size(), options_, stats_)) {
+      // SPEC §9: handshaking sessions count too.
+      warn_rate_limited(cap_log_, "listen " + endpoint_.text + ": refused connection from " +
+                                      peer_text(info.peer_address, info.peer_port) + ": " +
+                                      std::to_string(options_.max_sessions) +
+                                      " sessions already open");
       asio::error_code ignored;
       socket.close(ignored);
       return;

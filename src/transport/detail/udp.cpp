@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <array>
 #include <asio/ip/udp.hpp>
-#include <asio/ip/v6_only.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <cerrno>
@@ -49,10 +48,6 @@ constexpr std::size_t kRecvBatch = 32;    // datagrams per recvmmsg(2)
 constexpr std::size_t kRecvSlot = 65536;  // > largest UDP payload (65507)
 constexpr int kRecvRoundsPerWake = 16;    // then yield to other handlers
 constexpr int kUdpMaxPayload = 65507;
-
-std::string errno_text(int err) {
-  return std::error_code(err, std::generic_category()).message();
-}
 
 // ---------------------------------------------------------------------------------------
 // Sender
@@ -102,9 +97,7 @@ class UdpSenderCore : public std::enable_shared_from_this<UdpSenderCore> {
   // now; the exporter refreshes them on its own schedule (SPEC §4).
   void set_on_connect(const std::function<std::vector<Message>()>& hook) {
     if (!hook || closed_) return;
-    std::vector<QueuedMessage> first;
-    for (auto& m : hook()) first.push_back({std::move(m), true});
-    count_drop(queue_.push_front(std::move(first)), "the export queue is full");
+    count_drop(queue_.push_front(hook_messages(hook)), "the export queue is full");
     pump();
   }
 
@@ -122,12 +115,7 @@ class UdpSenderCore : public std::enable_shared_from_this<UdpSenderCore> {
     asio::post(io_, [self = shared_from_this()] { self->check_shutdown(); });
   }
 
-  SenderStats stats() const {
-    SenderStats s = stats_;
-    s.queue_messages = queue_.size();
-    s.queue_bytes = queue_.bytes();
-    return s;
-  }
+  SenderStats stats() const { return stats_with_queue(stats_, queue_); }
 
   // The Sender object went away: stop everything; no callback runs afterwards.
   void stop() {
@@ -141,9 +129,7 @@ class UdpSenderCore : public std::enable_shared_from_this<UdpSenderCore> {
 
  private:
   void count_drop(Dropped d, std::string_view why) {
-    if (d.messages == 0) return;
-    stats_.messages_dropped += d.messages;
-    stats_.bytes_dropped += d.bytes;
+    if (!count_dropped(stats_, d)) return;
     drops_.report(d, stats_.messages_dropped, why, shared_from_this());
   }
 
@@ -206,13 +192,7 @@ class UdpSenderCore : public std::enable_shared_from_this<UdpSenderCore> {
   }
 
   void note_error(const std::string& what) {
-    std::uint64_t suppressed = 0;
-    if (error_log_.allow(suppressed)) {
-      log::warning(kComponent, "export to " + endpoint_.text + ": " + what +
-                                   (suppressed ? " (" + std::to_string(suppressed) +
-                                                     " similar lines suppressed)"
-                                               : std::string()));
-    }
+    warn_rate_limited(error_log_, "export to " + endpoint_.text + ": " + what);
   }
 
   void check_shutdown() {
@@ -315,29 +295,12 @@ class UdpListenerCore : public std::enable_shared_from_this<UdpListenerCore> {
         buffer_(kRecvBatch * kRecvSlot) {}
 
   Expected<void, std::string> open() {
+    auto bound = bind_listener<udp>(
+        io_, endpoint_, [this](const udp::endpoint& ep, bool dual_stack, asio::error_code& ec) {
+          open_and_bind(socket_, ep, dual_stack, ec);
+        });
+    if (!bound) return bound;
     asio::error_code ec;
-    if (endpoint_.host.empty()) {
-      // All addresses: one dual-stack socket sees IPv4 exporters as ::ffff:a.b.c.d.
-      bind_to(udp::endpoint(udp::v6(), endpoint_.port), true, ec);
-      if (ec) {
-        const auto v6_error = ec;
-        bind_to(udp::endpoint(udp::v4(), endpoint_.port), false, ec);
-        if (ec) {
-          return unexpected("cannot listen on " + endpoint_.text + ": " + v6_error.message());
-        }
-      }
-    } else {
-      udp::resolver resolver(io_);
-      const auto results =
-          resolver.resolve(endpoint_.host, std::to_string(endpoint_.port),
-                           udp::resolver::passive | udp::resolver::numeric_service, ec);
-      if (ec || results.empty()) {
-        return unexpected("cannot resolve " + endpoint_.host + " in " + endpoint_.text + ": " +
-                          (ec ? ec.message() : std::string("no address")));
-      }
-      bind_to(results.begin()->endpoint(), false, ec);
-      if (ec) return unexpected("cannot listen on " + endpoint_.text + ": " + ec.message());
-    }
     socket_.non_blocking(true, ec);
     if (ec) return unexpected("cannot listen on " + endpoint_.text + ": " + ec.message());
     set_receive_buffer();
@@ -360,11 +323,7 @@ class UdpListenerCore : public std::enable_shared_from_this<UdpListenerCore> {
 
   const Endpoint& endpoint() const { return endpoint_; }
   std::uint16_t local_port() const { return local_port_; }
-  ListenerStats stats() const {
-    ListenerStats s = stats_;
-    s.sessions_active = sessions_.size();
-    return s;
-  }
+  ListenerStats stats() const { return stats_with_sessions(stats_, sessions_.size()); }
 
   void close() {
     if (closed_) return;
@@ -385,16 +344,6 @@ class UdpListenerCore : public std::enable_shared_from_this<UdpListenerCore> {
   }
 
  private:
-  void bind_to(const udp::endpoint& ep, bool dual_stack, asio::error_code& ec) {
-    asio::error_code ignored;
-    socket_.close(ignored);
-    socket_.open(ep.protocol(), ec);
-    if (ec) return;
-    if (dual_stack) socket_.set_option(asio::ip::v6_only(false), ec);
-    if (!ec) socket_.bind(ep, ec);
-    if (ec) socket_.close(ignored);
-  }
-
   void set_receive_buffer() {
     const int fd = socket_.native_handle();
     const int want = options_.udp_receive_buffer;
@@ -482,27 +431,16 @@ class UdpListenerCore : public std::enable_shared_from_this<UdpListenerCore> {
     key.address = from_sockaddr(from, key.port);
     auto it = sessions_.find(key);
     if (it == sessions_.end()) {
-      if (sessions_.size() >= options_.max_sessions) {
-        // SPEC §3.4: a hard cap on sessions per listener; a new exporter waits until an
-        // idle one expires.
-        ++stats_.sessions_refused_cap;
-        std::uint64_t suppressed = 0;
-        if (cap_log_.allow(suppressed)) {
-          log::warning(
-              kComponent,
-              "listen " + endpoint_.text + ": datagram from " + peer_text(key.address, key.port) +
-                  " dropped: " + std::to_string(options_.max_sessions) +
-                  " exporters already active" +
-                  (suppressed ? " (" + std::to_string(suppressed) + " similar lines suppressed)"
-                              : std::string()));
-        }
+      if (session_cap_reached(sessions_.size(), options_, stats_)) {
+        // A new exporter waits until an idle one expires.
+        warn_rate_limited(cap_log_, "listen " + endpoint_.text + ": datagram from " +
+                                        peer_text(key.address, key.port) +
+                                        " dropped: " + std::to_string(options_.max_sessions) +
+                                        " exporters already active");
         return;
       }
       UdpSession session;
-      session.info.id = next_session_id();
-      session.info.scheme = Scheme::udp;
-      session.info.peer_address = key.address;
-      session.info.peer_port = key.port;
+      session.info = new_session_info(Scheme::udp, key.address, key.port);
       session.last_seen = now;
       it = sessions_.emplace(key, std::move(session)).first;
       ++stats_.sessions_accepted;
@@ -516,14 +454,8 @@ class UdpListenerCore : public std::enable_shared_from_this<UdpListenerCore> {
     (void)handler_->on_data(it->second.info, data);
   }
 
-  std::chrono::milliseconds sweep_period() const {
-    return std::clamp(
-        std::chrono::duration_cast<std::chrono::milliseconds>(options_.idle_timeout / 4),
-        std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
-  }
-
   void arm_sweep() {
-    sweep_timer_.expires_after(sweep_period());
+    sweep_timer_.expires_after(idle_sweep_period(options_.idle_timeout));
     sweep_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
       if (ec || self->closed_) return;
       self->sweep();
