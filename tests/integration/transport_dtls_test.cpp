@@ -38,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/transport_harness.hpp"
 #include "transport/endpoint.hpp"
 #include "transport/listener.hpp"
 #include "transport/sender.hpp"
@@ -52,13 +53,9 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using asio::ip::udp;
 
-std::string cert(const std::string& name) {
-  return std::string(FLOWSEC_TEST_CERTS) + "/" + name;
-}
-
-bool have_openssl() {
-  return std::system("command -v openssl >/dev/null 2>&1") == 0;
-}
+using test::cert;
+using test::have_openssl;
+using test::text_message;
 
 #define SKIP_WITHOUT_OPENSSL()                                                       \
   do {                                                                               \
@@ -79,12 +76,6 @@ Message make_message(int tag, std::size_t size) {
     m[0] = static_cast<std::byte>(tag >> 8);
     m[1] = static_cast<std::byte>(tag & 0xff);
   }
-  return m;
-}
-
-Message text_message(const std::string& s) {
-  Message m;
-  for (char c : s) m.push_back(static_cast<std::byte>(c));
   return m;
 }
 

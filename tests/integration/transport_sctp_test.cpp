@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/transport_harness.hpp"
 #include "transport/endpoint.hpp"
 #include "transport/listener.hpp"
 #include "transport/sender.hpp"
@@ -55,11 +56,7 @@ class Recorder : public ListenerHandler {
   std::vector<std::string> closed;
 };
 
-Message text_message(const std::string& s) {
-  Message m;
-  for (char c : s) m.push_back(static_cast<std::byte>(c));
-  return m;
-}
+using test::text_message;
 
 class SctpTest : public ::testing::Test {
  protected:

@@ -18,6 +18,7 @@
 #include <future>
 #include <thread>
 
+#include "support/transport_harness.hpp"
 #include "transport/listener.hpp"
 #include "transport/sender.hpp"
 #include "transport/sighup.hpp"
@@ -36,37 +37,8 @@ struct Counting : ListenerHandler {
   }
 };
 
-class Loop {
- public:
-  Loop() : thread_([this] { io.run(); }) {}
-  ~Loop() {
-    guard_.reset();
-    io.stop();
-    thread_.join();
-  }
-  template <class Fn>
-  auto call(Fn&& fn) {
-    std::packaged_task<decltype(fn())()> task(std::forward<Fn>(fn));
-    auto f = task.get_future();
-    asio::post(io, [&task] { task(); });
-    return f.get();
-  }
-  asio::io_context io;
-
- private:
-  asio::executor_work_guard<asio::io_context::executor_type> guard_{io.get_executor()};
-  std::thread thread_;
-};
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 5000ms) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
-}
+using test::eventually;
+using test::Loop;
 
 TEST(Sighup, ReloadsTheListenerCertificateWithoutDroppingSessions) {
   const fs::path certs = FLOWSEC_TEST_CERTS;
