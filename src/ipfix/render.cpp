@@ -179,6 +179,30 @@ Bytes trim_nuls(Bytes b) {
   return b.first(n);
 }
 
+// The backslash escapes JSON (RFC 8259 §7) and quoted text values share; false for
+// any other byte.
+bool append_common_escape(std::string& out, std::uint8_t c) {
+  switch (c) {
+    case '"':
+      out.append("\\\"", 2);
+      return true;
+    case '\\':
+      out.append("\\\\", 2);
+      return true;
+    case '\n':
+      out.append("\\n", 2);
+      return true;
+    case '\r':
+      out.append("\\r", 2);
+      return true;
+    case '\t':
+      out.append("\\t", 2);
+      return true;
+    default:
+      return false;
+  }
+}
+
 // RFC 8259 §7.
 void append_json_string(std::string& out, Bytes b) {
   const auto* p = reinterpret_cast<const std::uint8_t*>(b.data());
@@ -207,22 +231,11 @@ void append_json_string(std::string& out, Bytes b) {
       continue;
     }
     flush();
+    if (append_common_escape(out, c)) {
+      run = ++i;
+      continue;
+    }
     switch (c) {
-      case '"':
-        out.append("\\\"", 2);
-        break;
-      case '\\':
-        out.append("\\\\", 2);
-        break;
-      case '\n':
-        out.append("\\n", 2);
-        break;
-      case '\r':
-        out.append("\\r", 2);
-        break;
-      case '\t':
-        out.append("\\t", 2);
-        break;
       case '\b':
         out.append("\\b", 2);
         break;
@@ -274,28 +287,14 @@ void append_text_string(std::string& out, Bytes b) {
       }
       continue;
     }
-    switch (c) {
-      case '"':
-        out.append("\\\"", 2);
-        break;
-      case '\\':
-        out.append("\\\\", 2);
-        break;
-      case '\n':
-        out.append("\\n", 2);
-        break;
-      case '\r':
-        out.append("\\r", 2);
-        break;
-      case '\t':
-        out.append("\\t", 2);
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          append_hex_byte_escape(out, c);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
+    if (append_common_escape(out, c)) {
+      ++i;
+      continue;
+    }
+    if (c < 0x20 || c == 0x7f) {
+      append_hex_byte_escape(out, c);
+    } else {
+      out.push_back(static_cast<char>(c));
     }
     ++i;
   }
