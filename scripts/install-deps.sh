@@ -10,11 +10,11 @@ PACKAGES=(
   cmake ninja-build g++ clang libclang-rt-14-dev pkg-config python3
   clang-format clang-tidy
   # libraries
-  libexpected-dev libfmt-dev libpcap-dev libssl-dev libasio-dev libsctp-dev
+  libexpected-dev libfmt-dev libpcap-dev libssl-dev libasio-dev libsctp-dev libndpi-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # real peers the tests drive
-  tshark libfixbuf-tools openssl
+  tshark libfixbuf-tools openssl softflowd nfdump tcpreplay iproute2 prometheus socat
 )
 
 missing=()

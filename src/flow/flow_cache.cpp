@@ -1,0 +1,667 @@
+#include "flow/flow_cache.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "flow/l7_classifier.hpp"
+
+namespace flowsec::flow {
+
+namespace {
+
+constexpr std::uint32_t kNil = std::numeric_limits<std::uint32_t>::max();
+
+constexpr std::uint8_t kProtoTcp = 6;
+constexpr std::uint8_t kProtoIcmp = 1;
+constexpr std::uint8_t kProtoIcmpv6 = 58;
+
+// TCP flag bits (RFC 9293 §3.1).
+constexpr std::uint16_t kFin = 0x01;
+constexpr std::uint16_t kSyn = 0x02;
+constexpr std::uint16_t kRst = 0x04;
+constexpr std::uint16_t kAck = 0x10;
+
+// Entry::state bits.
+enum : std::uint16_t {
+  kLive = 1U << 0,
+  kEnded = 1U << 1,  // FIN both ways or RST: export at the next expire()
+  kFinClient = 1U << 2,
+  kFinServer = 1U << 3,
+  kSynSeen = 1U << 4,     // client's SYN (handshake timing)
+  kSynAckSeen = 1U << 5,  // server's SYN-ACK
+  kAckTimed = 1U << 6,    // client latency measured
+  kL7Done = 1U << 7,      // classifier finished (or none attached)
+  kSeqInit0 = 1U << 8,    // TcpDir[0] holds a sequence number
+  kSeqInit1 = 1U << 9,
+  kTtlSeen = 1U << 10,   // min/max TTL hold a client packet's TTL
+  kIcmpSeen = 1U << 11,  // icmp type/code set
+};
+
+// Serial number arithmetic on 32-bit TCP sequence numbers (RFC 1982 §3.2).
+inline bool seq_lt(std::uint32_t a, std::uint32_t b) {
+  return static_cast<std::int32_t>(a - b) < 0;
+}
+inline bool seq_le(std::uint32_t a, std::uint32_t b) {
+  return !seq_lt(b, a);
+}
+
+inline std::uint64_t load64(const std::uint8_t* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline std::uint64_t mix(std::uint64_t h, std::uint64_t w) {
+  h ^= w;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 29;
+  return h;
+}
+
+inline std::uint64_t finalize(std::uint64_t h) {
+  h ^= h >> 31;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+}  // namespace
+
+// Per-direction TCP sequence tracking: the highest sequence end seen and the latest gap
+// below it, enough to tell a retransmission (data seen before) from an out-of-order
+// segment (fills the gap).
+struct TcpDir {
+  std::uint32_t next = 0;  // highest seq + payload seen
+  std::uint32_t hole_lo = 0;
+  std::uint32_t hole_hi = 0;  // hole_lo == hole_hi: no gap known
+};
+
+// One flow. Links and the hash come first so the chain walk touches the key's cache line.
+struct FlowCache::Entry {
+  std::uint32_t hash = 0;
+  std::uint32_t hash_next = kNil;  // bucket chain, or the free list when not live
+  std::uint32_t lru_prev = kNil, lru_next = kNil;
+  std::uint32_t fifo_prev = kNil, fifo_next = kNil;
+  FlowRecord rec;
+  TcpDir tcp[2];
+  std::uint32_t syn_us = 0;     // SYN time, µs after rec.first_ns
+  std::uint32_t synack_us = 0;  // SYN-ACK time, µs after rec.first_ns
+  std::uint16_t state = 0;
+};
+
+struct FlowCache::FragmentSlot {
+  std::array<std::uint8_t, 16> src{};  // as in the first fragment
+  std::array<std::uint8_t, 16> dst{};
+  std::int64_t ts = 0;  // first fragment's time
+  std::uint32_t id = 0;
+  std::uint32_t flow = kNil;
+  std::uint8_t ip_version = 0;
+  std::uint8_t protocol = 0;
+};
+
+// The packet's key in its own direction, plus the direction-independent hash.
+struct FlowCache::Lookup {
+  FlowKey key;
+  std::uint32_t hash = 0;
+};
+
+inline FlowCache::Entry& FlowCache::entry(std::uint32_t idx) {
+  return chunks_[idx >> kChunkShift][idx & ((1U << kChunkShift) - 1)];
+}
+
+const std::size_t FlowCache::kEntrySize = sizeof(FlowCache::Entry);
+const std::size_t FlowCache::kBytesPerFlow = sizeof(FlowCache::Entry) + sizeof(std::uint32_t);
+
+namespace {
+
+FlowKey key_of(const packet::PacketView& v, bool with_ports) {
+  FlowKey k;
+  k.src_addr = v.src_addr;
+  k.dst_addr = v.dst_addr;
+  if (with_ports) {
+    k.src_port = v.src_port;
+    k.dst_port = v.dst_port;
+  }
+  k.vlan = v.vlan_count > 0 ? v.vlan_outer : 0;
+  k.ip_version = v.ip_version;
+  k.protocol = v.protocol;
+  return k;
+}
+
+FlowKey reversed(const FlowKey& k) {
+  FlowKey r = k;
+  r.src_addr = k.dst_addr;
+  r.dst_addr = k.src_addr;
+  r.src_port = k.dst_port;
+  r.dst_port = k.src_port;
+  return r;
+}
+
+// Hash over the endpoints in a canonical order so both directions hash alike.
+std::uint32_t flow_hash(const FlowKey& k) {
+  const int c = std::memcmp(k.src_addr.data(), k.dst_addr.data(), 16);
+  const bool swap = c > 0 || (c == 0 && k.src_port > k.dst_port);
+  const auto& a = swap ? k.dst_addr : k.src_addr;
+  const auto& b = swap ? k.src_addr : k.dst_addr;
+  const std::uint16_t pa = swap ? k.dst_port : k.src_port;
+  const std::uint16_t pb = swap ? k.src_port : k.dst_port;
+  std::uint64_t h = 0x9ae16a3b2f90404fULL;
+  h = mix(h, load64(a.data()));
+  h = mix(h, load64(a.data() + 8));
+  h = mix(h, load64(b.data()));
+  h = mix(h, load64(b.data() + 8));
+  h = mix(h, (std::uint64_t{pa} << 48) | (std::uint64_t{pb} << 32) | (std::uint64_t{k.vlan} << 16) |
+                 (std::uint64_t{k.ip_version} << 8) | k.protocol);
+  h = finalize(h);
+  return static_cast<std::uint32_t>(h ^ (h >> 32));
+}
+
+bool same_endpoints(const FlowKey& k, const FlowKey& p) {
+  return k.src_port == p.src_port && k.dst_port == p.dst_port && k.src_addr == p.src_addr &&
+         k.dst_addr == p.dst_addr && k.vlan == p.vlan && k.protocol == p.protocol &&
+         k.ip_version == p.ip_version;
+}
+
+bool reverse_endpoints(const FlowKey& k, const FlowKey& p) {
+  return k.src_port == p.dst_port && k.dst_port == p.src_port && k.src_addr == p.dst_addr &&
+         k.dst_addr == p.src_addr && k.vlan == p.vlan && k.protocol == p.protocol &&
+         k.ip_version == p.ip_version;
+}
+
+std::uint32_t clamp_u32(std::int64_t v) {
+  if (v <= 0) return 0;
+  if (v > std::numeric_limits<std::uint32_t>::max())
+    return std::numeric_limits<std::uint32_t>::max();
+  return static_cast<std::uint32_t>(v);
+}
+
+// Retransmission / out-of-order accounting for one TCP segment with payload.
+void track_sequence(TcpDir& t, bool& initialised, DirectionCounters& c, std::uint32_t seq,
+                    std::uint32_t len, std::uint32_t ip_len) {
+  const std::uint32_t end = seq + len;
+  if (!initialised) {
+    initialised = true;
+    t.next = end;
+    return;
+  }
+  if (seq_le(t.next, seq)) {  // at or beyond the highest end: in order, or after a gap
+    if (seq != t.next) {
+      t.hole_lo = t.next;
+      t.hole_hi = seq;
+    }
+    t.next = end;
+    return;
+  }
+  // Starts below the highest end seen: fills the known gap, or repeats seen data.
+  const bool in_hole = t.hole_lo != t.hole_hi && seq_le(t.hole_lo, seq) && seq_lt(seq, t.hole_hi);
+  if (in_hole) {
+    ++c.out_of_order_packets;
+    if (seq == t.hole_lo) {
+      t.hole_lo = seq_lt(end, t.hole_hi) ? end : t.hole_hi;
+    } else if (seq_le(t.hole_hi, end)) {
+      t.hole_hi = seq;
+    }
+    if (!seq_lt(t.hole_lo, t.hole_hi)) t.hole_lo = t.hole_hi;
+  } else {
+    ++c.retransmitted_packets;
+    c.retransmitted_bytes += ip_len;
+  }
+  if (seq_lt(t.next, end)) t.next = end;
+}
+
+}  // namespace
+
+FlowCache::FlowCache(const FlowCacheConfig& config, ExportFn on_export, L7Classifier* l7)
+    : config_(config),
+      on_export_(std::move(on_export)),
+      l7_(l7),
+      free_head_(kNil),
+      lru_head_(kNil),
+      lru_tail_(kNil),
+      fifo_head_(kNil),
+      fifo_tail_(kNil) {
+  // SPEC §8: ≤ 256 bytes per active flow without L7 state. The bucket array has at most
+  // two 32-bit buckets per flow (capacity rounded up to a power of two).
+  static_assert(sizeof(Entry) + 2 * sizeof(std::uint32_t) <= 256,
+                "flow entry too large for the SPEC §8 memory bound");
+  if (config_.max_flows == 0) config_.max_flows = 1;
+  // Indices are 32-bit with kNil reserved.
+  config_.max_flows = std::min<std::uint32_t>(config_.max_flows, kNil - 1);
+  const std::uint32_t nb = std::bit_ceil(config_.max_flows);
+  buckets_.assign(nb, kNil);
+  bucket_mask_ = nb - 1;
+  chunks_.reserve((config_.max_flows >> kChunkShift) + 1);
+  fragments_ = std::make_unique<FragmentSlot[]>(kFragmentSlots);
+  if (l7_ != nullptr) l7_->reserve_slots(config_.max_flows);
+}
+
+FlowCache::~FlowCache() {
+  // Release L7 state of flows never exported (the classifier may outlive the cache).
+  if (l7_ == nullptr) return;
+  for (std::uint32_t i = lru_head_; i != kNil; i = entry(i).lru_next) {
+    if ((entry(i).state & kL7Done) == 0) l7_->release(i);
+  }
+}
+
+std::size_t FlowCache::memory_per_flow() const {
+  return kEntrySize + buckets_.size() * sizeof(std::uint32_t) / config_.max_flows;
+}
+
+std::size_t FlowCache::bytes_in_use() const {
+  return chunks_.size() * (std::size_t{1} << kChunkShift) * kEntrySize +
+         buckets_.size() * sizeof(std::uint32_t) + kFragmentSlots * sizeof(FragmentSlot);
+}
+
+// ---- intrusive lists ----
+
+void FlowCache::hash_unlink(std::uint32_t idx) {
+  Entry& e = entry(idx);
+  std::uint32_t* link = &buckets_[e.hash & bucket_mask_];
+  while (*link != idx) link = &entry(*link).hash_next;
+  *link = e.hash_next;
+  e.hash_next = kNil;
+}
+
+void FlowCache::lru_unlink(std::uint32_t idx) {
+  Entry& e = entry(idx);
+  if (e.lru_prev != kNil)
+    entry(e.lru_prev).lru_next = e.lru_next;
+  else
+    lru_head_ = e.lru_next;
+  if (e.lru_next != kNil)
+    entry(e.lru_next).lru_prev = e.lru_prev;
+  else
+    lru_tail_ = e.lru_prev;
+  e.lru_prev = e.lru_next = kNil;
+}
+
+void FlowCache::lru_push_back(std::uint32_t idx) {
+  Entry& e = entry(idx);
+  e.lru_prev = lru_tail_;
+  e.lru_next = kNil;
+  if (lru_tail_ != kNil)
+    entry(lru_tail_).lru_next = idx;
+  else
+    lru_head_ = idx;
+  lru_tail_ = idx;
+}
+
+void FlowCache::lru_push_front(std::uint32_t idx) {
+  Entry& e = entry(idx);
+  e.lru_prev = kNil;
+  e.lru_next = lru_head_;
+  if (lru_head_ != kNil)
+    entry(lru_head_).lru_prev = idx;
+  else
+    lru_tail_ = idx;
+  lru_head_ = idx;
+}
+
+void FlowCache::fifo_unlink(std::uint32_t idx) {
+  Entry& e = entry(idx);
+  if (e.fifo_prev != kNil)
+    entry(e.fifo_prev).fifo_next = e.fifo_next;
+  else
+    fifo_head_ = e.fifo_next;
+  if (e.fifo_next != kNil)
+    entry(e.fifo_next).fifo_prev = e.fifo_prev;
+  else
+    fifo_tail_ = e.fifo_prev;
+  e.fifo_prev = e.fifo_next = kNil;
+}
+
+void FlowCache::fifo_push_back(std::uint32_t idx) {
+  Entry& e = entry(idx);
+  e.fifo_prev = fifo_tail_;
+  e.fifo_next = kNil;
+  if (fifo_tail_ != kNil)
+    entry(fifo_tail_).fifo_next = idx;
+  else
+    fifo_head_ = idx;
+  fifo_tail_ = idx;
+}
+
+// ---- lookup, creation, export ----
+
+std::uint32_t FlowCache::find(const Lookup& lk, bool& reverse) {
+  for (std::uint32_t i = buckets_[lk.hash & bucket_mask_]; i != kNil;) {
+    const Entry& e = entry(i);
+    if (e.hash == lk.hash) {
+      if (same_endpoints(e.rec.key, lk.key)) {
+        reverse = false;
+        return i;
+      }
+      if (reverse_endpoints(e.rec.key, lk.key)) {
+        reverse = true;
+        return i;
+      }
+    }
+    i = e.hash_next;
+  }
+  return kNil;
+}
+
+std::uint32_t FlowCache::allocate(std::int64_t ts) {
+  if (active_ >= config_.max_flows) {
+    // Full: the least recently updated flow goes first (SPEC §5). It may have ended or
+    // timed out already, in which case it leaves with its real reason.
+    const std::uint32_t victim = lru_head_;
+    const Entry& v = entry(victim);
+    EndReason reason = EndReason::lack_of_resources;
+    if ((v.state & kEnded) != 0) {
+      reason = EndReason::end_of_flow;
+    } else if (ts - v.rec.last_ns >= config_.idle_timeout_ns) {
+      reason = EndReason::idle_timeout;
+    } else if (ts - v.rec.first_ns >= config_.active_timeout_ns) {
+      reason = EndReason::active_timeout;
+    } else {
+      ++stats_.evictions;
+    }
+    export_flow(victim, reason);
+  }
+  std::uint32_t idx;
+  if (free_head_ != kNil) {
+    idx = free_head_;
+    free_head_ = entry(idx).hash_next;
+  } else {
+    idx = allocated_++;
+    if ((idx >> kChunkShift) >= chunks_.size()) {
+      chunks_.push_back(std::make_unique<Entry[]>(std::size_t{1} << kChunkShift));
+    }
+  }
+  return idx;
+}
+
+std::uint32_t FlowCache::create(const Lookup& lk, const packet::PacketView& v, std::int64_t ts,
+                                bool& reverse) {
+  const std::uint32_t idx = allocate(ts);
+  Entry& e = entry(idx);
+  e = Entry{};
+  // Client = initiator: the SYN sender; the receiver of a SYN-ACK seen first; otherwise
+  // the sender of the first packet.
+  reverse = v.protocol == kProtoTcp && v.has_l4 && (v.tcp_flags & (kSyn | kAck)) == (kSyn | kAck);
+  e.rec.key = reverse ? reversed(lk.key) : lk.key;
+  e.rec.first_ns = ts;
+  e.rec.last_ns = ts;
+  e.hash = lk.hash;
+  e.state = kLive | (l7_ == nullptr ? kL7Done : 0);
+  std::uint32_t& bucket = buckets_[lk.hash & bucket_mask_];
+  e.hash_next = bucket;
+  bucket = idx;
+  lru_push_back(idx);
+  fifo_push_back(idx);
+  ++active_;
+  ++stats_.flows_created;
+  stats_.active_flows = active_;
+  return idx;
+}
+
+void FlowCache::export_flow(std::uint32_t idx, EndReason reason) {
+  Entry& e = entry(idx);
+  scratch_ = e.rec;
+  scratch_.end_reason = reason;
+  if ((e.state & kL7Done) == 0 && l7_ != nullptr) {
+    const L7Result r = l7_->finish(idx);
+    scratch_.l7_master = r.master;
+    scratch_.l7_app = r.app;
+    scratch_.l7_confidence = r.confidence;
+  }
+  hash_unlink(idx);
+  lru_unlink(idx);
+  fifo_unlink(idx);
+  e.state = 0;
+  e.hash_next = free_head_;
+  free_head_ = idx;
+  --active_;
+  stats_.active_flows = active_;
+  ++stats_.flows_exported[static_cast<std::size_t>(reason)];
+  if (on_export_) on_export_(scratch_);
+}
+
+void FlowCache::mark_ended(std::uint32_t idx) {
+  Entry& e = entry(idx);
+  if ((e.state & kEnded) != 0) return;
+  e.state |= kEnded;
+  lru_unlink(idx);
+  lru_push_front(idx);
+}
+
+// ---- fragments ----
+
+namespace {
+std::size_t fragment_slot(const packet::PacketView& v) {
+  std::uint64_t h = 0x2545f4914f6cdd1dULL;
+  h = mix(h, load64(v.src_addr.data()) ^ load64(v.src_addr.data() + 8));
+  h = mix(h, load64(v.dst_addr.data()) ^ load64(v.dst_addr.data() + 8));
+  h = mix(h, (std::uint64_t{v.fragment_id} << 8) | v.protocol);
+  return static_cast<std::size_t>(finalize(h) & (FlowCache::kFragmentSlots - 1));
+}
+}  // namespace
+
+void FlowCache::remember_fragment(std::uint32_t idx, const packet::PacketView& v, std::int64_t ts) {
+  FragmentSlot& s = fragments_[fragment_slot(v)];
+  s.src = v.src_addr;
+  s.dst = v.dst_addr;
+  s.ts = ts;
+  s.id = v.fragment_id;
+  s.flow = idx;
+  s.ip_version = v.ip_version;
+  s.protocol = v.protocol;
+}
+
+std::uint32_t FlowCache::match_fragment(const packet::PacketView& v, std::int64_t ts,
+                                        bool& reverse) {
+  const FragmentSlot& s = fragments_[fragment_slot(v)];
+  if (s.flow == kNil || s.id != v.fragment_id || s.protocol != v.protocol ||
+      s.ip_version != v.ip_version || s.src != v.src_addr || s.dst != v.dst_addr ||
+      ts - s.ts >= kFragmentLifetimeNs || ts < s.ts) {
+    return kNil;
+  }
+  // The slot may have been reused for another flow since: check it still fits.
+  const Entry& e = entry(s.flow);
+  if ((e.state & kLive) == 0 || e.rec.key.protocol != v.protocol) return kNil;
+  const int vlan = v.vlan_count > 0 ? v.vlan_outer : 0;
+  if (e.rec.key.vlan != vlan) return kNil;
+  if (e.rec.key.src_addr == v.src_addr && e.rec.key.dst_addr == v.dst_addr) {
+    reverse = false;
+  } else if (e.rec.key.src_addr == v.dst_addr && e.rec.key.dst_addr == v.src_addr) {
+    reverse = true;
+  } else {
+    return kNil;
+  }
+  return s.flow;
+}
+
+// ---- per packet ----
+
+void FlowCache::add(const packet::PacketView& v, std::span<const std::byte> frame,
+                    std::int64_t ts) {
+  if (!v.is_ip()) {
+    ++stats_.non_ip_packets;
+    return;
+  }
+  ++stats_.packets;
+  stats_.bytes += v.ip_length;
+
+  bool reverse = false;
+  std::uint32_t idx = kNil;
+  const bool later_fragment = v.is_fragment && v.fragment_offset != 0;
+  if (later_fragment) {
+    idx = match_fragment(v, ts, reverse);
+    if (idx != kNil)
+      ++stats_.fragments_matched;
+    else
+      ++stats_.fragments_unmatched;
+  }
+  if (idx != kNil) {
+    // A fragment joined through the table: timeouts apply as for any packet below.
+    const Entry& e = entry(idx);
+    if (ts - e.rec.last_ns >= config_.idle_timeout_ns ||
+        ts - e.rec.first_ns >= config_.active_timeout_ns) {
+      idx = kNil;  // its flow is over; fall back to the ports-0 flow
+    }
+  }
+  if (idx == kNil) {
+    Lookup lk;
+    lk.key = key_of(v, v.has_l4 && !later_fragment);
+    lk.hash = flow_hash(lk.key);
+    idx = find(lk, reverse);
+    if (idx != kNil) {
+      const Entry& e = entry(idx);
+      EndReason reason{};
+      bool restart = false;
+      if (ts - e.rec.last_ns >= config_.idle_timeout_ns) {
+        reason = EndReason::idle_timeout;
+        restart = true;
+      } else if (ts - e.rec.first_ns >= config_.active_timeout_ns) {
+        reason = EndReason::active_timeout;
+        restart = true;
+      } else if ((e.state & kEnded) != 0 && v.protocol == kProtoTcp && v.has_l4 &&
+                 (v.tcp_flags & (kSyn | kAck)) == kSyn) {
+        // A new connection on the same ports after FIN/RST.
+        reason = EndReason::end_of_flow;
+        restart = true;
+      }
+      if (restart) {
+        export_flow(idx, reason);
+        idx = kNil;
+      }
+    }
+    if (idx == kNil) idx = create(lk, v, ts, reverse);
+  }
+  update(idx, reverse, v, frame, ts);
+  if (v.is_fragment && !later_fragment && v.has_l4) remember_fragment(idx, v, ts);
+}
+
+void FlowCache::update(std::uint32_t idx, bool reverse, const packet::PacketView& v,
+                       std::span<const std::byte> frame, std::int64_t ts) {
+  Entry& e = entry(idx);
+  FlowRecord& r = e.rec;
+  DirectionCounters& c = reverse ? r.out : r.in;
+  const bool first_of_flow = r.in.packets == 0 && r.out.packets == 0;
+
+  if (c.packets == 0) c.tos = v.tos;
+  ++c.packets;
+  c.bytes += v.ip_length;
+  if (v.is_fragment) ++c.fragments;
+  if (ts > r.last_ns) r.last_ns = ts;
+
+  // MACs are those of the client's packets; a server packet seen first fills them in
+  // mirrored until a client packet arrives.
+  if (!reverse && c.packets == 1) {
+    r.client_mac = v.src_mac;
+    r.server_mac = v.dst_mac;
+  } else if (reverse && first_of_flow) {
+    r.client_mac = v.dst_mac;
+    r.server_mac = v.src_mac;
+  }
+  if (first_of_flow) r.tunnel_id = v.tunnel_id;
+
+  if (!reverse) {
+    if ((e.state & kTtlSeen) == 0) {
+      r.min_ttl = r.max_ttl = v.ttl;
+      e.state |= kTtlSeen;
+    } else {
+      r.min_ttl = std::min(r.min_ttl, v.ttl);
+      r.max_ttl = std::max(r.max_ttl, v.ttl);
+    }
+  }
+
+  if (v.has_l4) {
+    if ((v.protocol == kProtoIcmp || v.protocol == kProtoIcmpv6) && (e.state & kIcmpSeen) == 0) {
+      r.icmp_type = v.icmp_type;
+      r.icmp_code = v.icmp_code;
+      e.state |= kIcmpSeen;
+    } else if (v.protocol == kProtoTcp) {
+      const std::uint16_t f = v.tcp_flags;
+      c.tcp_flags |= f;
+      c.tcp_window_max = std::max(c.tcp_window_max, v.tcp_window);
+      const std::uint32_t rel_us = clamp_u32((ts - r.first_ns) / 1000);
+      // Handshake timing (nProbe CLIENT_/SERVER_NW_LATENCY): half of each leg's round
+      // trip as the probe sees it, per the FlowRecord contract.
+      if ((f & (kSyn | kAck)) == kSyn && !reverse) {
+        e.syn_us = rel_us;
+        e.state |= kSynSeen;
+        e.state &= static_cast<std::uint16_t>(~(kSynAckSeen | kAckTimed));
+      } else if ((f & (kSyn | kAck)) == (kSyn | kAck) && reverse) {
+        e.synack_us = rel_us;
+        e.state |= kSynAckSeen;
+        if ((e.state & kSynSeen) != 0)
+          r.server_latency_us = (rel_us - std::min(rel_us, e.syn_us)) / 2;
+      } else if ((f & (kSyn | kAck)) == kAck && !reverse &&
+                 (e.state & (kSynAckSeen | kAckTimed)) == kSynAckSeen) {
+        r.client_latency_us = (rel_us - std::min(rel_us, e.synack_us)) / 2;
+        e.state |= kAckTimed;
+      }
+
+      const int d = reverse ? 1 : 0;
+      const std::uint16_t init_bit = reverse ? kSeqInit1 : kSeqInit0;
+      TcpDir& t = e.tcp[d];
+      if ((f & kSyn) != 0) {
+        t = TcpDir{};
+        t.next = v.tcp_seq + 1;  // SYN occupies one sequence number
+        e.state |= init_bit;
+      } else if (v.l4_payload_length > 0 && (f & kRst) == 0) {
+        bool init = (e.state & init_bit) != 0;
+        track_sequence(t, init, c, v.tcp_seq, v.l4_payload_length, v.ip_length);
+        e.state |= init_bit;
+      }
+
+      if ((f & kFin) != 0) e.state |= reverse ? kFinServer : kFinClient;
+      if ((f & kRst) != 0 || (e.state & (kFinClient | kFinServer)) == (kFinClient | kFinServer)) {
+        mark_ended(idx);
+      }
+    }
+  }
+
+  if ((e.state & kEnded) == 0) {
+    // Most recently updated goes to the tail (ended flows stay at the head).
+    if (lru_tail_ != idx) {
+      lru_unlink(idx);
+      lru_push_back(idx);
+    }
+  }
+
+  if ((e.state & kL7Done) == 0 && !frame.empty() && v.has_l4) {
+    L7Result res;
+    if (l7_->process(idx, frame, v, ts, res)) {
+      r.l7_master = res.master;
+      r.l7_app = res.app;
+      r.l7_confidence = res.confidence;
+      e.state |= kL7Done;
+    }
+  }
+}
+
+// ---- expiry ----
+
+void FlowCache::expire(std::int64_t now_ns) {
+  while (lru_head_ != kNil) {
+    const Entry& e = entry(lru_head_);
+    if ((e.state & kEnded) != 0) {
+      export_flow(lru_head_, EndReason::end_of_flow);
+    } else if (now_ns - e.rec.last_ns >= config_.idle_timeout_ns) {
+      export_flow(lru_head_, EndReason::idle_timeout);
+    } else {
+      break;
+    }
+  }
+  while (fifo_head_ != kNil) {
+    const Entry& e = entry(fifo_head_);
+    if (now_ns - e.rec.first_ns < config_.active_timeout_ns) break;
+    export_flow(fifo_head_, EndReason::active_timeout);
+  }
+}
+
+void FlowCache::flush() {
+  while (lru_head_ != kNil) {
+    const Entry& e = entry(lru_head_);
+    export_flow(lru_head_,
+                (e.state & kEnded) != 0 ? EndReason::end_of_flow : EndReason::forced_end);
+  }
+}
+
+}  // namespace flowsec::flow

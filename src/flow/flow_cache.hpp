@@ -1,0 +1,155 @@
+#pragma once
+// FlowCache: turns parsed IP packets into bidirectional flows (SPEC §5 "Flow cache").
+//
+// Contract:
+//  - Single-threaded: one cache per capture thread; no locks, no shared state. The export
+//    callback runs on the caller's thread, inside add()/expire()/flush(), and must not call
+//    back into the cache.
+//  - Packet time drives everything: timeouts are measured from PacketView timestamps, never
+//    a wall clock, so a pcap yields the same flows every run. expire(now_ns) is called by
+//    the probe periodically with the latest packet time.
+//  - No allocation per packet: flow entries live in a slab that grows in fixed chunks up to
+//    max_flows (allocation only while the cache grows), a power-of-two bucket array of
+//    32-bit indices is allocated once. Per flow the cache holds kBytesPerFlow bytes
+//    (≤ 256, SPEC §8) including the hash table; L7 state lives in the classifier.
+//  - Never fails on input: non-IP packets are counted and ignored; anything the parser
+//    accepted is accounted to some flow.
+//
+// Direction and keys: see flow_record.hpp. The client (FlowKey source) is the TCP SYN
+// sender (the receiver when the first packet seen is a SYN-ACK), otherwise the sender of
+// the first packet. "in" counters are client → server.
+//
+// Fragments: every IP fragment counts in its direction's `fragments`. The first fragment
+// carries the ports and is accounted to its flow normally; it also records (addresses,
+// protocol, fragment id) → flow in a small direct-mapped table (kFragmentSlots), so later
+// fragments of the same datagram land in the same flow. A non-first fragment without a
+// match (lost or reordered first fragment, table slot overwritten, older than
+// kFragmentLifetimeNs) is accounted to the flow of its addresses and protocol with ports 0.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "flow/flow_record.hpp"
+#include "packet/packet_view.hpp"
+
+namespace flowsec::flow {
+
+class L7Classifier;
+
+struct FlowCacheConfig {
+  std::int64_t active_timeout_ns = 120'000'000'000;  // -t, --lifetime-timeout
+  std::int64_t idle_timeout_ns = 60'000'000'000;     // -d, --idle-timeout
+  std::uint32_t max_flows = 1'048'576;               // -M, --max-num-flows (at least 1)
+};
+
+struct FlowCacheStats {
+  std::uint64_t packets = 0;         // IP packets accounted to flows
+  std::uint64_t bytes = 0;           // their IP lengths
+  std::uint64_t non_ip_packets = 0;  // ignored: no IP packet in the frame
+  std::uint64_t flows_created = 0;
+  // Indexed by the EndReason value (RFC 5102 flowEndReason); index 0 is unused.
+  std::array<std::uint64_t, 6> flows_exported{};
+  std::uint64_t evictions = 0;            // flows exported early because the cache was full
+  std::uint64_t active_flows = 0;         // flows in the cache now
+  std::uint64_t fragments_matched = 0;    // non-first fragments joined to their datagram's flow
+  std::uint64_t fragments_unmatched = 0;  // non-first fragments accounted with ports 0
+  [[nodiscard]] std::uint64_t exported(EndReason r) const {
+    return flows_exported[static_cast<std::size_t>(r)];
+  }
+};
+
+class FlowCache {
+ public:
+  using ExportFn = std::function<void(const FlowRecord&)>;
+
+  // `l7` (optional, not owned, must outlive the cache) receives the packets of flows it
+  // has not classified yet; pass nullptr for --no-l7.
+  FlowCache(const FlowCacheConfig& config, ExportFn on_export, L7Classifier* l7 = nullptr);
+  ~FlowCache();
+  FlowCache(const FlowCache&) = delete;
+  FlowCache& operator=(const FlowCache&) = delete;
+
+  // Accounts one parsed packet at packet time `timestamp_ns`. The frame overload also
+  // feeds the L7 classifier; `frame` must be the bytes `view` was parsed from.
+  void add(const packet::PacketView& view, std::int64_t timestamp_ns) {
+    add(view, {}, timestamp_ns);
+  }
+  void add(const packet::PacketView& view, std::span<const std::byte> frame,
+           std::int64_t timestamp_ns);
+
+  // Exports flows that ended (TCP FIN both ways or RST), were idle for idle_timeout or
+  // longer, or started active_timeout or longer before `now_ns`.
+  void expire(std::int64_t now_ns);
+  // Exports every flow with forced_end (shutdown, end of a capture file).
+  void flush();
+
+  [[nodiscard]] const FlowCacheStats& stats() const { return stats_; }
+  [[nodiscard]] std::size_t active_flows() const { return static_cast<std::size_t>(active_); }
+  [[nodiscard]] const FlowCacheConfig& config() const { return config_; }
+
+  // Memory: bytes one flow costs (entry + its share of the bucket array at full load),
+  // and bytes held now (slab chunks + buckets + fragment table).
+  [[nodiscard]] std::size_t memory_per_flow() const;
+  [[nodiscard]] std::size_t bytes_in_use() const;
+
+  // Fixed parts of the design, public for tests and benchmarks.
+  static constexpr std::uint32_t kChunkShift = 14;  // 16384 entries per slab chunk
+  static constexpr std::size_t kFragmentSlots = 4096;
+  static constexpr std::int64_t kFragmentLifetimeNs = 30'000'000'000;  // Linux ipfrag_time
+  static const std::size_t kEntrySize;
+  static const std::size_t kBytesPerFlow;  // entry + one 32-bit bucket (load factor ≤ 1)
+
+ private:
+  struct Entry;
+  struct FragmentSlot;
+  struct Lookup;
+
+  Entry& entry(std::uint32_t idx);
+
+  std::uint32_t find(const Lookup& lk, bool& reverse);
+  std::uint32_t create(const Lookup& lk, const packet::PacketView& v, std::int64_t ts,
+                       bool& reverse);
+  std::uint32_t allocate(std::int64_t ts);
+  void update(std::uint32_t idx, bool reverse, const packet::PacketView& v,
+              std::span<const std::byte> frame, std::int64_t ts);
+  void export_flow(std::uint32_t idx, EndReason reason);
+  void mark_ended(std::uint32_t idx);
+
+  void hash_unlink(std::uint32_t idx);
+  void lru_unlink(std::uint32_t idx);
+  void lru_push_back(std::uint32_t idx);
+  void lru_push_front(std::uint32_t idx);
+  void fifo_unlink(std::uint32_t idx);
+  void fifo_push_back(std::uint32_t idx);
+
+  void remember_fragment(std::uint32_t idx, const packet::PacketView& v, std::int64_t ts);
+  std::uint32_t match_fragment(const packet::PacketView& v, std::int64_t ts, bool& reverse);
+
+  FlowCacheConfig config_;
+  ExportFn on_export_;
+  L7Classifier* l7_;
+  FlowCacheStats stats_;
+
+  std::vector<std::unique_ptr<Entry[]>> chunks_;
+  std::uint32_t allocated_ = 0;  // entries handed out from the slab so far
+  std::uint32_t free_head_;      // free list through Entry::hash_next
+  std::uint32_t active_ = 0;
+
+  std::vector<std::uint32_t> buckets_;
+  std::uint32_t bucket_mask_ = 0;
+
+  // LRU: least recently updated at the head; ended flows are moved to the head and stay
+  // there, so expire() and eviction find them first. FIFO: creation order, for the
+  // active timeout.
+  std::uint32_t lru_head_, lru_tail_;
+  std::uint32_t fifo_head_, fifo_tail_;
+
+  std::unique_ptr<FragmentSlot[]> fragments_;
+  FlowRecord scratch_;  // the record handed to on_export_
+};
+
+}  // namespace flowsec::flow

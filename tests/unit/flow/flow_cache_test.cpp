@@ -1,0 +1,511 @@
+// FlowCache with synthetic PacketViews: keys and direction, timeouts from packet time,
+// end reasons (RFC 5102 flowEndReason), eviction, per-direction counters, memory bound.
+#include "flow/flow_cache.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace flowsec::flow {
+namespace {
+
+constexpr std::int64_t kSec = 1'000'000'000;
+constexpr std::int64_t kMs = 1'000'000;
+
+constexpr std::uint16_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x10;
+
+struct Host {
+  std::array<std::uint8_t, 16> addr{};
+  std::uint16_t port = 0;
+  std::array<std::uint8_t, 6> mac{};
+};
+
+Host v4(std::uint8_t last, std::uint16_t port) {
+  Host h;
+  h.addr = {10, 0, 0, last};
+  h.port = port;
+  h.mac = {0x02, 0, 0, 0, 0, last};
+  return h;
+}
+
+packet::PacketView ip_packet(const Host& s, const Host& d, std::uint8_t proto,
+                             std::uint32_t ip_len) {
+  packet::PacketView v;
+  v.kind = packet::PacketKind::ip;
+  v.ip_version = 4;
+  v.src_addr = s.addr;
+  v.dst_addr = d.addr;
+  v.src_mac = s.mac;
+  v.dst_mac = d.mac;
+  v.has_src_mac = v.has_dst_mac = true;
+  v.protocol = proto;
+  v.ip_length = ip_len;
+  v.ttl = 64;
+  v.has_l4 = true;
+  v.src_port = s.port;
+  v.dst_port = d.port;
+  return v;
+}
+
+packet::PacketView udp(const Host& s, const Host& d, std::uint32_t payload = 10) {
+  auto v = ip_packet(s, d, 17, 28 + payload);
+  v.l4_payload_length = payload;
+  return v;
+}
+
+packet::PacketView tcp(const Host& s, const Host& d, std::uint16_t flags, std::uint32_t seq = 0,
+                       std::uint32_t payload = 0, std::uint16_t window = 1000) {
+  auto v = ip_packet(s, d, 6, 40 + payload);
+  v.tcp_flags = flags;
+  v.tcp_seq = seq;
+  v.tcp_window = window;
+  v.tcp_header_length = 20;
+  v.l4_payload_length = payload;
+  return v;
+}
+
+class FlowCacheTest : public ::testing::Test {
+ protected:
+  FlowCache make(FlowCacheConfig cfg = {}) {
+    return FlowCache(cfg, [this](const FlowRecord& r) { out.push_back(r); });
+  }
+  std::vector<FlowRecord> out;
+  const Host a = v4(1, 40000);
+  const Host b = v4(2, 80);
+  const Host c = v4(3, 53);
+};
+
+TEST_F(FlowCacheTest, BothDirectionsMergeIntoOneFlow) {
+  auto cache = make();
+  cache.add(udp(a, c, 20), 1 * kSec);
+  cache.add(udp(c, a, 100), 2 * kSec);
+  cache.add(udp(a, c, 30), 3 * kSec);
+  EXPECT_EQ(cache.active_flows(), 1U);
+  cache.flush();
+  ASSERT_EQ(out.size(), 1U);
+  const FlowRecord& r = out[0];
+  EXPECT_EQ(r.key.src_addr, a.addr);
+  EXPECT_EQ(r.key.dst_addr, c.addr);
+  EXPECT_EQ(r.key.src_port, a.port);
+  EXPECT_EQ(r.key.dst_port, c.port);
+  EXPECT_EQ(r.key.protocol, 17);
+  EXPECT_EQ(r.key.ip_version, 4);
+  EXPECT_EQ(r.in.packets, 2U);
+  EXPECT_EQ(r.in.bytes, 48U + 58U);
+  EXPECT_EQ(r.out.packets, 1U);
+  EXPECT_EQ(r.out.bytes, 128U);
+  EXPECT_EQ(r.first_ns, 1 * kSec);
+  EXPECT_EQ(r.last_ns, 3 * kSec);
+  EXPECT_EQ(r.end_reason, EndReason::forced_end);
+}
+
+TEST_F(FlowCacheTest, DifferentPortsVlansOrProtocolsAreDifferentFlows) {
+  auto cache = make();
+  cache.add(udp(a, c), kSec);
+  Host a2 = a;
+  a2.port = 40001;
+  cache.add(udp(a2, c), kSec);
+  auto tagged = udp(a, c);
+  tagged.vlan_count = 1;
+  tagged.vlan_outer = 10;
+  cache.add(tagged, kSec);
+  cache.add(tcp(a, c, kAck), kSec);
+  EXPECT_EQ(cache.active_flows(), 4U);
+  cache.flush();
+  ASSERT_EQ(out.size(), 4U);
+  int vlan10 = 0;
+  for (const auto& r : out) vlan10 += r.key.vlan == 10 ? 1 : 0;
+  EXPECT_EQ(vlan10, 1);
+}
+
+TEST_F(FlowCacheTest, ClientIsTheSynSender) {
+  auto cache = make();
+  cache.add(tcp(a, b, kSyn, 100), kSec);
+  cache.add(tcp(b, a, kSyn | kAck, 500), kSec + kMs);
+  cache.add(tcp(a, b, kAck, 101), kSec + 2 * kMs);
+  cache.flush();
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].key.src_addr, a.addr);
+  EXPECT_EQ(out[0].key.src_port, a.port);
+  EXPECT_EQ(out[0].in.packets, 2U);
+  EXPECT_EQ(out[0].out.packets, 1U);
+  EXPECT_EQ(out[0].in.tcp_flags, kSyn | kAck);
+  EXPECT_EQ(out[0].out.tcp_flags, kSyn | kAck);
+}
+
+TEST_F(FlowCacheTest, SynAckSeenFirstMakesItsReceiverTheClient) {
+  auto cache = make();
+  cache.add(tcp(b, a, kSyn | kAck, 500), kSec);
+  cache.add(tcp(a, b, kAck, 101), kSec + kMs);
+  cache.flush();
+  ASSERT_EQ(out.size(), 1U);
+  const FlowRecord& r = out[0];
+  EXPECT_EQ(r.key.src_addr, a.addr);
+  EXPECT_EQ(r.key.dst_addr, b.addr);
+  EXPECT_EQ(r.key.src_port, a.port);
+  EXPECT_EQ(r.key.dst_port, b.port);
+  EXPECT_EQ(r.out.packets, 1U);  // the SYN-ACK, server → client
+  EXPECT_EQ(r.in.packets, 1U);
+  EXPECT_EQ(r.client_mac, a.mac);
+  EXPECT_EQ(r.server_mac, b.mac);
+}
+
+TEST_F(FlowCacheTest, FirstSenderIsTheClientWithoutSyn) {
+  auto cache = make();
+  // UDP: the first packet is a DNS response; its sender (port 53) is the "client".
+  cache.add(udp(c, a), kSec);
+  cache.add(udp(a, c), 2 * kSec);
+  // TCP picked up mid-connection.
+  cache.add(tcp(b, a, kAck | kPsh, 7, 100), 3 * kSec);
+  cache.flush();
+  ASSERT_EQ(out.size(), 2U);
+  for (const auto& r : out) {
+    if (r.key.protocol == 17) {
+      EXPECT_EQ(r.key.src_addr, c.addr);
+      EXPECT_EQ(r.key.src_port, 53);
+    } else {
+      EXPECT_EQ(r.key.src_addr, b.addr);
+      EXPECT_EQ(r.in.packets, 1U);
+    }
+  }
+}
+
+TEST_F(FlowCacheTest, IdleTimeoutFollowsPacketTime) {
+  FlowCacheConfig cfg;
+  cfg.idle_timeout_ns = 60 * kSec;
+  auto cache = make(cfg);
+  cache.add(udp(a, c), 10 * kSec);
+  cache.add(udp(c, a), 20 * kSec);
+  cache.expire(80 * kSec - 1);
+  EXPECT_TRUE(out.empty());
+  cache.expire(80 * kSec);
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].end_reason, EndReason::idle_timeout);
+  EXPECT_EQ(cache.active_flows(), 0U);
+  EXPECT_EQ(cache.stats().exported(EndReason::idle_timeout), 1U);
+}
+
+TEST_F(FlowCacheTest, IdleFlowRestartsOnItsNextPacketWithoutExpire) {
+  auto cache = make();
+  cache.add(udp(a, c), 0);
+  cache.add(udp(c, a), 61 * kSec);  // idle 61 s > 60 s: a new flow, client = c
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].end_reason, EndReason::idle_timeout);
+  EXPECT_EQ(out[0].in.packets, 1U);
+  cache.flush();
+  ASSERT_EQ(out.size(), 2U);
+  EXPECT_EQ(out[1].key.src_addr, c.addr);
+  EXPECT_EQ(out[1].first_ns, 61 * kSec);
+}
+
+TEST_F(FlowCacheTest, ActiveTimeoutSplitsALongFlow) {
+  FlowCacheConfig cfg;
+  cfg.active_timeout_ns = 120 * kSec;
+  auto cache = make(cfg);
+  for (int t = 0; t <= 200; t += 10) {
+    cache.add(udp(a, c), t * kSec);
+    cache.expire(t * kSec);
+  }
+  // Packets at 0..110 s, then the expiry at 120 s exports them; 120..200 s form the next.
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].end_reason, EndReason::active_timeout);
+  EXPECT_EQ(out[0].in.packets, 12U);
+  EXPECT_EQ(out[0].first_ns, 0);
+  EXPECT_EQ(out[0].last_ns, 110 * kSec);
+  cache.flush();
+  ASSERT_EQ(out.size(), 2U);
+  EXPECT_EQ(out[1].in.packets, 9U);
+  EXPECT_EQ(out[1].end_reason, EndReason::forced_end);
+}
+
+TEST_F(FlowCacheTest, ActiveTimeoutAppliesAtThePacketEvenWithoutExpire) {
+  auto cache = make();
+  for (int t = 0; t <= 130; t += 10) cache.add(udp(a, c), t * kSec);
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].end_reason, EndReason::active_timeout);
+  EXPECT_EQ(out[0].in.packets, 12U);
+  EXPECT_EQ(cache.active_flows(), 1U);
+}
+
+TEST_F(FlowCacheTest, FinFromBothSidesEndsTheFlow) {
+  auto cache = make();
+  cache.add(tcp(a, b, kSyn, 100), kSec);
+  cache.add(tcp(b, a, kSyn | kAck, 500), kSec + 1);
+  cache.add(tcp(a, b, kAck, 101), kSec + 2);
+  cache.add(tcp(a, b, kFin | kAck, 101), kSec + 3);
+  cache.expire(kSec + 3);
+  EXPECT_TRUE(out.empty()) << "one FIN does not end a flow";
+  cache.add(tcp(b, a, kFin | kAck, 501), kSec + 4);
+  cache.add(tcp(a, b, kAck, 102), kSec + 5);  // last ACK still belongs to the flow
+  cache.expire(kSec + 5);
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].end_reason, EndReason::end_of_flow);
+  EXPECT_EQ(out[0].in.packets, 4U);
+  EXPECT_EQ(out[0].out.packets, 2U);
+  EXPECT_EQ(cache.stats().exported(EndReason::end_of_flow), 1U);
+}
+
+TEST_F(FlowCacheTest, RstEndsTheFlow) {
+  auto cache = make();
+  cache.add(tcp(a, b, kSyn, 100), kSec);
+  cache.add(tcp(b, a, kRst | kAck, 0), kSec + 1);
+  cache.add(udp(a, c), kSec + 2);  // an unrelated, active flow stays
+  cache.expire(kSec + 2);
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].end_reason, EndReason::end_of_flow);
+  EXPECT_EQ(out[0].key.protocol, 6);
+  EXPECT_EQ(cache.active_flows(), 1U);
+}
+
+TEST_F(FlowCacheTest, NewSynAfterTheEndStartsANewFlow) {
+  auto cache = make();
+  cache.add(tcp(a, b, kSyn, 100), kSec);
+  cache.add(tcp(b, a, kRst | kAck, 0), kSec + 1);
+  cache.add(tcp(a, b, kSyn, 9000), kSec + 2);
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].end_reason, EndReason::end_of_flow);
+  EXPECT_EQ(out[0].in.packets, 1U);
+  EXPECT_EQ(cache.active_flows(), 1U);
+}
+
+TEST_F(FlowCacheTest, FullCacheEvictsTheLeastRecentlyUpdatedFlow) {
+  FlowCacheConfig cfg;
+  cfg.max_flows = 3;
+  auto cache = make(cfg);
+  const Host h1 = v4(11, 1), h2 = v4(12, 2), h3 = v4(13, 3), h4 = v4(14, 4);
+  cache.add(udp(h1, c), 1 * kSec);
+  cache.add(udp(h2, c), 2 * kSec);
+  cache.add(udp(h3, c), 3 * kSec);
+  cache.add(udp(c, h1), 4 * kSec);  // h1's flow is now the most recent
+  EXPECT_TRUE(out.empty());
+  cache.add(udp(h4, c), 5 * kSec);
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].key.src_addr, h2.addr);
+  EXPECT_EQ(out[0].end_reason, EndReason::lack_of_resources);
+  EXPECT_EQ(cache.stats().evictions, 1U);
+  EXPECT_EQ(cache.stats().exported(EndReason::lack_of_resources), 1U);
+  EXPECT_EQ(cache.active_flows(), 3U);
+}
+
+TEST_F(FlowCacheTest, FlushExportsEverythingAsForcedEnd) {
+  auto cache = make();
+  for (std::uint8_t i = 0; i < 50; ++i) cache.add(udp(v4(i, 1000), c), kSec + i);
+  cache.flush();
+  ASSERT_EQ(out.size(), 50U);
+  for (const auto& r : out) EXPECT_EQ(r.end_reason, EndReason::forced_end);
+  EXPECT_EQ(cache.active_flows(), 0U);
+  EXPECT_EQ(cache.stats().flows_created, 50U);
+  EXPECT_EQ(cache.stats().exported(EndReason::forced_end), 50U);
+}
+
+TEST_F(FlowCacheTest, CountersPerDirection) {
+  auto cache = make();
+  auto p1 = tcp(a, b, kSyn, 100, 0, 500);
+  p1.tos = 0x10;
+  p1.ttl = 60;
+  auto p2 = tcp(b, a, kSyn | kAck, 900, 0, 2000);
+  p2.tos = 0x20;
+  p2.ttl = 50;
+  auto p3 = tcp(a, b, kAck | kPsh, 101, 200, 700);
+  p3.tos = 0x30;
+  p3.ttl = 62;
+  auto p4 = tcp(b, a, kAck, 901, 0, 1500);
+  cache.add(p1, kSec);
+  cache.add(p2, kSec + 1);
+  cache.add(p3, kSec + 2);
+  cache.add(p4, kSec + 3);
+  auto ping = ip_packet(a, c, 1, 84);
+  ping.src_port = ping.dst_port = 0;
+  ping.icmp_type = 8;
+  auto pong = ip_packet(c, a, 1, 84);
+  pong.src_port = pong.dst_port = 0;
+  pong.icmp_type = 0;
+  cache.add(ping, kSec + 4);
+  cache.add(pong, kSec + 5);
+  cache.flush();
+  ASSERT_EQ(out.size(), 2U);
+  const FlowRecord& t = out[0].key.protocol == 6 ? out[0] : out[1];
+  const FlowRecord& i = out[0].key.protocol == 6 ? out[1] : out[0];
+  EXPECT_EQ(t.in.packets, 2U);
+  EXPECT_EQ(t.in.bytes, 40U + 240U);
+  EXPECT_EQ(t.out.packets, 2U);
+  EXPECT_EQ(t.out.bytes, 80U);
+  EXPECT_EQ(t.in.tcp_flags, kSyn | kAck | kPsh);
+  EXPECT_EQ(t.out.tcp_flags, kSyn | kAck);
+  EXPECT_EQ(t.in.tcp_window_max, 700);
+  EXPECT_EQ(t.out.tcp_window_max, 2000);
+  EXPECT_EQ(t.in.tos, 0x10);  // first packet's
+  EXPECT_EQ(t.out.tos, 0x20);
+  EXPECT_EQ(t.min_ttl, 60);  // client's packets only
+  EXPECT_EQ(t.max_ttl, 62);
+  EXPECT_EQ(t.client_mac, a.mac);
+  EXPECT_EQ(t.server_mac, b.mac);
+  EXPECT_EQ(i.icmp_type, 8);  // first packet's
+  EXPECT_EQ(i.icmp_code, 0);
+  EXPECT_EQ(i.in.packets, 1U);
+  EXPECT_EQ(i.out.packets, 1U);
+  EXPECT_EQ(cache.stats().packets, 6U);
+  EXPECT_EQ(cache.stats().bytes, 40U + 40U + 240U + 40U + 84U + 84U);
+}
+
+TEST_F(FlowCacheTest, HandshakeLatencyIsHalfOfEachLeg) {
+  auto cache = make();
+  cache.add(tcp(a, b, kSyn, 100), 10 * kSec);
+  cache.add(tcp(b, a, kSyn | kAck, 500), 10 * kSec + 30 * kMs);  // server RTT 30 ms
+  cache.add(tcp(a, b, kAck, 101), 10 * kSec + 38 * kMs);         // client RTT 8 ms
+  cache.add(tcp(a, b, kAck, 101), 10 * kSec + 90 * kMs);         // a later ACK changes nothing
+  cache.flush();
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].server_latency_us, 15'000U);
+  EXPECT_EQ(out[0].client_latency_us, 4'000U);
+}
+
+TEST_F(FlowCacheTest, NoLatencyWithoutAHandshake) {
+  auto cache = make();
+  cache.add(tcp(a, b, kAck, 100), kSec);
+  cache.add(tcp(b, a, kAck, 500), kSec + kMs);
+  cache.flush();
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].server_latency_us, 0U);
+  EXPECT_EQ(out[0].client_latency_us, 0U);
+}
+
+TEST_F(FlowCacheTest, RetransmissionsAndOutOfOrderSegments) {
+  auto cache = make();
+  cache.add(tcp(a, b, kSyn, 999), kSec);
+  cache.add(tcp(a, b, kAck, 1000, 100), kSec + 1);  // [1000,1100)
+  cache.add(tcp(a, b, kAck, 1100, 100), kSec + 2);  // [1100,1200)
+  cache.add(tcp(a, b, kAck, 1000, 100), kSec + 3);  // seen: retransmission
+  cache.add(tcp(a, b, kAck, 1300, 100), kSec + 4);  // gap [1200,1300)
+  cache.add(tcp(a, b, kAck, 1200, 100), kSec + 5);  // fills the gap: out of order
+  cache.add(tcp(a, b, kAck, 1200, 100), kSec + 6);  // now seen: retransmission
+  cache.add(tcp(a, b, kAck, 1400, 0), kSec + 7);    // pure ACK: neither
+  cache.add(tcp(b, a, kAck, 5000, 50), kSec + 8);   // server side, first data
+  cache.add(tcp(b, a, kAck, 5000, 50), kSec + 9);   // server retransmission
+  cache.flush();
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].in.retransmitted_packets, 2U);
+  EXPECT_EQ(out[0].in.retransmitted_bytes, 2U * 140U);  // IP bytes of those packets
+  EXPECT_EQ(out[0].in.out_of_order_packets, 1U);
+  EXPECT_EQ(out[0].out.retransmitted_packets, 1U);
+  EXPECT_EQ(out[0].out.retransmitted_bytes, 90U);
+  EXPECT_EQ(out[0].out.out_of_order_packets, 0U);
+}
+
+TEST_F(FlowCacheTest, SequenceNumbersWrapAround) {
+  auto cache = make();
+  cache.add(tcp(a, b, kAck, 0xFFFFFFC0U, 0x40), kSec);
+  cache.add(tcp(a, b, kAck, 0, 0x40), kSec + 1);
+  cache.add(tcp(a, b, kAck, 0xFFFFFFC0U, 0x40), kSec + 2);
+  cache.flush();
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].in.retransmitted_packets, 1U);
+  EXPECT_EQ(out[0].in.out_of_order_packets, 0U);
+}
+
+packet::PacketView fragment(packet::PacketView v, std::uint32_t id, std::uint16_t offset,
+                            bool more) {
+  v.is_fragment = true;
+  v.fragment_id = id;
+  v.fragment_offset = offset;
+  v.more_fragments = more;
+  if (offset != 0) {
+    v.has_l4 = false;
+    v.src_port = v.dst_port = 0;
+  }
+  return v;
+}
+
+TEST_F(FlowCacheTest, LaterFragmentsJoinTheFlowOfTheFirst) {
+  auto cache = make();
+  cache.add(udp(a, c, 10), kSec);                               // query
+  cache.add(fragment(udp(c, a, 1472), 77, 0, true), kSec + 1);  // answer, 1st fragment
+  cache.add(fragment(ip_packet(c, a, 17, 1500), 77, 185, true), kSec + 2);
+  cache.add(fragment(ip_packet(c, a, 17, 300), 77, 370, false), kSec + 3);
+  EXPECT_EQ(cache.active_flows(), 1U);
+  EXPECT_EQ(cache.stats().fragments_matched, 2U);
+  EXPECT_EQ(cache.stats().fragments_unmatched, 0U);
+  cache.flush();
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].in.packets, 1U);
+  EXPECT_EQ(out[0].in.fragments, 0U);
+  EXPECT_EQ(out[0].out.packets, 3U);
+  EXPECT_EQ(out[0].out.fragments, 3U);
+  EXPECT_EQ(out[0].out.bytes, 1500U + 1500U + 300U);
+}
+
+TEST_F(FlowCacheTest, FragmentWithoutItsFirstGoesToAPortlessFlow) {
+  auto cache = make();
+  cache.add(udp(a, c, 10), kSec);
+  cache.add(fragment(ip_packet(c, a, 17, 1500), 78, 185, true), kSec + 1);
+  cache.add(fragment(ip_packet(c, a, 17, 300), 78, 370, false), kSec + 2);
+  EXPECT_EQ(cache.stats().fragments_unmatched, 2U);
+  cache.flush();
+  ASSERT_EQ(out.size(), 2U);
+  const FlowRecord& f = out[0].key.src_port == 0 ? out[0] : out[1];
+  EXPECT_EQ(f.key.src_port, 0);
+  EXPECT_EQ(f.key.dst_port, 0);
+  EXPECT_EQ(f.key.src_addr, c.addr);
+  EXPECT_EQ(f.in.packets, 2U);
+  EXPECT_EQ(f.in.fragments, 2U);
+}
+
+TEST_F(FlowCacheTest, NonIpPacketsAreCountedAndIgnored) {
+  auto cache = make();
+  packet::PacketView arp;
+  arp.ethertype = 0x0806;
+  cache.add(arp, kSec);
+  EXPECT_EQ(cache.stats().non_ip_packets, 1U);
+  EXPECT_EQ(cache.stats().packets, 0U);
+  EXPECT_EQ(cache.active_flows(), 0U);
+}
+
+TEST_F(FlowCacheTest, PerFlowMemoryStaysWithinTheSpecBound) {
+  // SPEC §8: ≤ 256 bytes per active flow, hash table included, without L7 state.
+  EXPECT_LE(FlowCache::kBytesPerFlow, 256U);
+  auto big = make();  // default -M 1048576
+  EXPECT_LE(big.memory_per_flow(), 256U);
+  FlowCacheConfig cfg;
+  cfg.max_flows = 1000;  // buckets rounded up to 1024
+  auto odd = make(cfg);
+  EXPECT_LE(odd.memory_per_flow(), 256U);
+  // Fill it: memory in use divided by the flows held stays near the entry size.
+  for (std::uint32_t i = 0; i < 1000; ++i) {
+    Host h = v4(static_cast<std::uint8_t>(i & 0xff), static_cast<std::uint16_t>(i));
+    odd.add(udp(h, c), kSec);
+  }
+  EXPECT_EQ(odd.active_flows(), 1000U);
+}
+
+TEST_F(FlowCacheTest, ManyFlowsThroughASmallCacheConservePackets) {
+  FlowCacheConfig cfg;
+  cfg.max_flows = 5000;
+  std::uint64_t exported_packets = 0;
+  std::uint64_t exported_flows = 0;
+  FlowCache cache(cfg, [&](const FlowRecord& r) {
+    exported_packets += r.in.packets + r.out.packets;
+    ++exported_flows;
+  });
+  std::uint64_t sent = 0;
+  for (std::uint32_t i = 0; i < 40000; ++i) {
+    Host s;
+    s.addr = {10, static_cast<std::uint8_t>(i >> 16), static_cast<std::uint8_t>(i >> 8),
+              static_cast<std::uint8_t>(i)};
+    s.port = 1234;
+    const auto ts = static_cast<std::int64_t>(i) * kMs;
+    cache.add(udp(s, c), ts);
+    cache.add(udp(c, s), ts + 1);
+    sent += 2;
+    if (i % 1000 == 0) cache.expire(ts);
+  }
+  EXPECT_EQ(cache.active_flows(), 5000U);
+  EXPECT_EQ(cache.stats().evictions, 35000U);
+  cache.flush();
+  EXPECT_EQ(exported_packets, sent);
+  EXPECT_EQ(exported_flows, 40000U);
+  EXPECT_EQ(cache.stats().flows_created, 40000U);
+}
+
+}  // namespace
+}  // namespace flowsec::flow
