@@ -58,3 +58,45 @@ std::string IpAddress::to_string() const {
 }
 
 }  // namespace flowsec
+
+namespace flowsec {
+
+std::optional<IpNetwork> IpNetwork::parse(std::string_view text) {
+  const auto slash = text.find('/');
+  auto address = IpAddress::parse(text.substr(0, slash));
+  if (!address) return std::nullopt;
+  const unsigned max_prefix = address->is_v6() ? 128 : 32;
+  unsigned prefix = max_prefix;
+  if (slash != std::string_view::npos) {
+    const auto digits = text.substr(slash + 1);
+    if (digits.empty() || digits.size() > 3) return std::nullopt;
+    prefix = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return std::nullopt;
+      prefix = prefix * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (prefix > max_prefix) return std::nullopt;
+  }
+  IpNetwork n;
+  n.base_ = *address;
+  n.prefix_ = static_cast<std::uint8_t>(prefix);
+  return n;
+}
+
+bool IpNetwork::contains(const IpAddress& address) const {
+  if (address.is_v6() != base_.is_v6()) return false;
+  const auto a = address.bytes();
+  const auto b = base_.bytes();
+  unsigned bits = prefix_;
+  for (std::size_t i = 0; bits > 0; ++i, bits = bits >= 8 ? bits - 8 : 0) {
+    const auto mask = static_cast<std::uint8_t>(bits >= 8 ? 0xff : 0xff << (8 - bits));
+    if ((a[i] & mask) != (b[i] & mask)) return false;
+  }
+  return true;
+}
+
+std::string IpNetwork::to_string() const {
+  return base_.to_string() + "/" + std::to_string(prefix_);
+}
+
+}  // namespace flowsec

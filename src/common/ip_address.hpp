@@ -36,4 +36,19 @@ class IpAddress {
   bool v6_ = false;
 };
 
+// An address prefix ("192.0.2.0/24", "2001:db8::/32", or a single address) for
+// allow-lists such as --collector-allow. An IPv4 network never contains an IPv6
+// address: IPv4-mapped IPv6 peers are expected to be unmapped by the caller.
+class IpNetwork {
+ public:
+  // nullopt on bad syntax, or a prefix length beyond the family's (32 / 128).
+  static std::optional<IpNetwork> parse(std::string_view text);
+  [[nodiscard]] bool contains(const IpAddress& address) const;
+  [[nodiscard]] std::string to_string() const;
+
+ private:
+  IpAddress base_;
+  std::uint8_t prefix_ = 0;
+};
+
 }  // namespace flowsec

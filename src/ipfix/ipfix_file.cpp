@@ -185,6 +185,7 @@ Expected<bool, FileReadError> IpfixFileReader::read(RecordBatch& out) {
   stats_.bytes += n;
   auto fed = framer_.feed(Bytes(chunk_.data(), n), [&](Bytes message) {
     ++stats_.messages;
+    const RecordBatch::Mark mark = out.mark();
     auto r = decode_ipfix(message, store_, out);
     if (!r) {
       // All or nothing (decode.hpp): the batch is as before this message.
@@ -193,6 +194,7 @@ Expected<bool, FileReadError> IpfixFileReader::read(RecordBatch& out) {
       stats_.last_decode_error_offset = framer_.stream_offset();
       return;
     }
+    uptime_.apply(out, mark);
     stats_.templates += r->templates;
     stats_.data_records += r->data_records;
     stats_.unknown_template_sets += r->unknown_template_sets;

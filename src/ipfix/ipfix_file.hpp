@@ -50,6 +50,7 @@
 #include "ipfix/record.hpp"
 #include "ipfix/stream_framer.hpp"
 #include "ipfix/template_store.hpp"
+#include "ipfix/uptime_reference.hpp"
 
 namespace flowsec::ipfix {
 
@@ -146,6 +147,7 @@ class IpfixFileReader {
   std::FILE* in_;
   StreamFramer framer_;
   TemplateStore store_;
+  UptimeReference uptime_;
   std::vector<std::byte> chunk_;
   FileReaderStats stats_;
   bool done_ = false;

@@ -119,6 +119,11 @@ class RecordBatch {
            std::uint32_t message_index) {
     refs_.push_back(Ref{offset, length, template_index, message_index});
   }
+  // Metadata of the messages added since `first` (a Mark's `messages`), for session-level
+  // corrections a decoder cannot make alone (collector: systemInitTimeMilliseconds).
+  [[nodiscard]] std::span<MessageMeta> messages_from(std::size_t first) {
+    return std::span<MessageMeta>(messages_).subspan(first);
+  }
   [[nodiscard]] Mark mark() const {
     return {data_.size(), refs_.size(), templates_.size(), messages_.size()};
   }
