@@ -1,23 +1,18 @@
 #pragma once
 // Reads packets from a pcap or pcapng file (libpcap's offline reader handles
 // both, and nanosecond pcaps). One reader per file, one thread at a time.
-// The span returned by next() is valid until the following call.
+// The span returned by next() is valid until the following call. For the probe's
+// packet loop use open_capture() (capture_source.hpp): batches, filters, directories.
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 
+#include "capture/raw_packet.hpp"
 #include "common/result.hpp"
 
 namespace flowsec::capture {
-
-struct RawPacket {
-  std::int64_t timestamp_ns = 0;    // since 1970
-  std::uint32_t wire_length = 0;    // length on the wire (may exceed data.size())
-  int link_type = 0;                // DLT_* / LINKTYPE_* value of the capture
-  std::span<const std::byte> data;  // captured bytes
-};
 
 class PcapFile {
  public:
