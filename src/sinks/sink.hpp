@@ -27,6 +27,7 @@ struct SinkStats {
   std::uint64_t records_written = 0;  // handed on by write() without error
   std::uint64_t records_failed = 0;   // write() could not store or send them
   std::uint64_t files_completed = 0;  // file sinks: files renamed into place
+  std::uint64_t errors = 0;           // failed operations (open, write, rename, send), each logged
 };
 
 class Sink {
