@@ -1,0 +1,509 @@
+#include "exporter/flow_encoder.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "exporter/field_codec.hpp"
+#include "ipfix/ie_registry.hpp"
+#include "ipfix/template_string.hpp"
+#include "ipfix/value.hpp"
+
+namespace flowsec::exporter {
+
+enum class FlowEncoder::Kind : std::uint8_t {
+  unsupported,  // written as zero, reported by unsupported_fields()
+  zero,         // zero by design: INPUT_SNMP/OUTPUT_SNMP, SRC_AS/DST_AS, FLOW_SOURCE (packets)
+  in_bytes,
+  in_pkts,
+  out_bytes,
+  out_pkts,
+  protocol,
+  src_tos,
+  dst_tos,
+  tcp_flags,
+  client_tcp_flags,
+  server_tcp_flags,
+  src_port,
+  dst_port,
+  src_v4,
+  dst_v4,
+  src_v6,
+  dst_v6,
+  first_time,  // any flowStart* element (22, 150, 152, 154)
+  last_time,   // any flowEnd* element (21, 151, 153, 155)
+  duration_ms,
+  duration_us,
+  icmp_type_code,
+  icmp_type,
+  icmp_code,
+  min_ttl,
+  max_ttl,
+  client_mac,  // IN_SRC_MAC, OUT_DST_MAC
+  server_mac,  // IN_DST_MAC, OUT_SRC_MAC
+  vlan,
+  ip_version,
+  end_reason,
+  biflow_direction,
+  client_latency_ms,
+  server_latency_ms,
+  retransmitted_in_pkts,
+  retransmitted_out_pkts,
+  retransmitted_in_bytes,
+  retransmitted_out_bytes,
+  ooorder_in_pkts,
+  ooorder_out_pkts,
+  src_fragments,
+  dst_fragments,
+  win_max_in,
+  win_max_out,
+  l7_proto,
+  l7_proto_name,
+  l7_confidence,
+  tunnel_id,
+};
+
+namespace {
+
+using Kind = FlowEncoder::Kind;
+
+Kind kind_of(const ipfix::FieldSpec& f) {
+  if (f.enterprise == ipfix::kIanaPen) {
+    switch (f.id) {
+      case 1:
+        return Kind::in_bytes;
+      case 2:
+        return Kind::in_pkts;
+      case 4:
+        return Kind::protocol;
+      case 5:
+        return Kind::src_tos;
+      case 6:
+        return Kind::tcp_flags;
+      case 7:
+        return Kind::src_port;
+      case 8:
+        return Kind::src_v4;
+      case 10:
+      case 14:
+      case 16:
+      case 17:
+        return Kind::zero;
+      case 11:
+        return Kind::dst_port;
+      case 12:
+        return Kind::dst_v4;
+      case 21:
+      case 151:
+      case 153:
+      case 155:
+        return Kind::last_time;
+      case 22:
+      case 150:
+      case 152:
+      case 154:
+        return Kind::first_time;
+      case 23:
+        return Kind::out_bytes;
+      case 24:
+        return Kind::out_pkts;
+      case 27:
+        return Kind::src_v6;
+      case 28:
+        return Kind::dst_v6;
+      case 32:
+      case 139:
+        return Kind::icmp_type_code;  // nProbe uses 32 for both families
+      case 176:
+      case 178:
+        return Kind::icmp_type;
+      case 177:
+      case 179:
+        return Kind::icmp_code;
+      case 52:
+        return Kind::min_ttl;
+      case 53:
+        return Kind::max_ttl;
+      case 55:
+        return Kind::dst_tos;
+      case 56:
+      case 57:
+        return Kind::client_mac;  // IN_SRC_MAC, OUT_DST_MAC
+      case 80:
+      case 81:
+        return Kind::server_mac;  // IN_DST_MAC, OUT_SRC_MAC
+      case 58:
+      case 59:
+        return Kind::vlan;
+      case 60:
+        return Kind::ip_version;
+      case 136:
+        return Kind::end_reason;
+      case 161:
+        return Kind::duration_ms;
+      case 162:
+        return Kind::duration_us;
+      case 239:
+        return Kind::biflow_direction;
+      default:
+        return Kind::unsupported;
+    }
+  }
+  if (f.enterprise == ipfix::kReversePen) {  // RFC 5103 biflow counters
+    switch (f.id) {
+      case 1:
+        return Kind::out_bytes;
+      case 2:
+        return Kind::out_pkts;
+      case 6:
+        return Kind::server_tcp_flags;
+      case 5:
+        return Kind::dst_tos;
+      default:
+        return Kind::unsupported;
+    }
+  }
+  if (f.enterprise == ipfix::kNtopPen) {
+    switch (f.id) {
+      case 78:
+        return Kind::client_tcp_flags;
+      case 79:
+        return Kind::server_tcp_flags;
+      case 80:
+        return Kind::src_fragments;
+      case 81:
+        return Kind::dst_fragments;
+      case 106:
+        return Kind::tunnel_id;  // UPSTREAM_TUNNEL_ID
+      case 109:
+        return Kind::retransmitted_in_pkts;
+      case 110:
+        return Kind::retransmitted_out_pkts;
+      case 111:
+        return Kind::ooorder_in_pkts;
+      case 112:
+        return Kind::ooorder_out_pkts;
+      case 118:
+        return Kind::l7_proto;
+      case 119:
+        return Kind::l7_proto_name;
+      case 123:
+        return Kind::client_latency_ms;
+      case 124:
+        return Kind::server_latency_ms;
+      case 127:
+        return Kind::retransmitted_in_bytes;
+      case 128:
+        return Kind::retransmitted_out_bytes;
+      case 416:
+        return Kind::win_max_in;
+      case 420:
+        return Kind::win_max_out;
+      case 560:
+        return Kind::l7_confidence;
+      case 579:
+        return Kind::zero;  // FLOW_SOURCE: 0 = packets
+      default:
+        return Kind::unsupported;
+    }
+  }
+  return Kind::unsupported;
+}
+
+// The other address family's twin of an IANA address element (nProbe's v4/v6 templates).
+std::uint16_t twin(std::uint16_t id, bool to_v6) {
+  static constexpr std::pair<std::uint16_t, std::uint16_t> kPairs[] = {
+      {8, 27}, {12, 28}, {15, 62}, {9, 29}, {13, 30}};
+  for (auto [v4, v6] : kPairs) {
+    if (to_v6 && id == v4) return v6;
+    if (!to_v6 && id == v6) return v4;
+  }
+  return id;
+}
+
+bool has(const std::vector<ipfix::FieldSpec>& fields, std::uint32_t e, std::uint16_t id) {
+  return std::any_of(fields.begin(), fields.end(),
+                     [&](const ipfix::FieldSpec& f) { return f.enterprise == e && f.id == id; });
+}
+
+// The list with one family's address fields replaced by the other's, where the list has
+// only the first family.
+std::vector<ipfix::FieldSpec> for_family(const std::vector<ipfix::FieldSpec>& fields, bool v6) {
+  const bool has_v4 = has(fields, 0, 8) || has(fields, 0, 12);
+  const bool has_v6 = has(fields, 0, 27) || has(fields, 0, 28);
+  if (has_v4 == has_v6) return fields;
+  if (v6 == has_v6) return fields;
+  std::vector<ipfix::FieldSpec> out;
+  for (ipfix::FieldSpec f : fields) {
+    if (f.enterprise == ipfix::kIanaPen) {
+      const std::uint16_t t = twin(f.id, v6);
+      if (t != f.id) {
+        f.id = t;
+        const ipfix::ElementInfo* e = ipfix::find_element(0, t);
+        f.length = e != nullptr ? e->default_length : f.length;
+      }
+    }
+    out.push_back(f);
+  }
+  return out;
+}
+
+flow::FlowRecord reversed(const flow::FlowRecord& f) {
+  flow::FlowRecord r = f;
+  std::swap(r.key.src_addr, r.key.dst_addr);
+  std::swap(r.key.src_port, r.key.dst_port);
+  std::swap(r.in, r.out);
+  std::swap(r.client_mac, r.server_mac);
+  std::swap(r.client_latency_us, r.server_latency_us);
+  return r;
+}
+
+std::optional<TimeElement> time_of(const ipfix::FieldSpec& f) {
+  return time_element(f.enterprise, f.id);
+}
+
+}  // namespace
+
+Expected<FlowEncoder, std::string> FlowEncoder::create(FlowEncoderOptions options) {
+  FlowEncoder e;
+  if (options.fields.empty()) options.fields = ipfix::nprobe_default_template();
+  const auto& fields = options.fields;
+  auto v4 = ipfix::Template::make(256, for_family(fields, false));
+  if (!v4) return unexpected("bad flow template: " + std::string(ipfix::describe(v4.error().code)));
+  auto v6_fields = for_family(fields, true);
+  if (v6_fields == std::vector<ipfix::FieldSpec>((*v4)->fields().begin(), (*v4)->fields().end())) {
+    e.v6_ = *v4;
+  } else {
+    auto v6 = ipfix::Template::make(257, std::move(v6_fields));
+    if (!v6)
+      return unexpected("bad flow template: " + std::string(ipfix::describe(v6.error().code)));
+    e.v6_ = *v6;
+  }
+  e.v4_ = *v4;
+  auto kinds = [](const ipfix::TemplatePtr& t) {
+    std::vector<Field> out;
+    for (const auto& f : t->fields())
+      out.push_back({kind_of(f), ipfix::element_type(f.enterprise, f.id)});
+    return out;
+  };
+  e.v4_kinds_ = kinds(e.v4_);
+  e.v6_kinds_ = kinds(e.v6_);
+  e.split_ = !has(fields, 0, 23) && !has(fields, 0, 24) && !has(fields, ipfix::kReversePen, 1) &&
+             !has(fields, ipfix::kReversePen, 2);
+  e.options_ = std::move(options);
+  return e;
+}
+
+std::vector<std::string> FlowEncoder::unsupported_fields() const {
+  std::vector<std::string> out;
+  for (const auto& f : options_.fields) {
+    if (kind_of(f) == Kind::unsupported) out.push_back(ipfix::output_name(f.enterprise, f.id));
+  }
+  return out;
+}
+
+void FlowEncoder::encode(std::span<const flow::FlowRecord> flows, ipfix::RecordBatch& out) {
+  if (flows.empty()) return;
+  ipfix::MessageMeta meta;
+  meta.protocol = ipfix::Protocol::ipfix;
+  meta.observation_domain = options_.observation_domain;
+  std::int64_t last = 0;
+  for (const auto& f : flows) last = std::max(last, f.last_ns);
+  meta.export_time = static_cast<std::uint32_t>(std::max<std::int64_t>(last, 0) / 1000000000);
+  // The uptime such a header would carry at export_time, so outputs that render
+  // FIRST/LAST_SWITCHED (22/21, counted from start_time_ms) as absolute times get them right.
+  meta.sys_uptime_ms = static_cast<std::uint32_t>(std::int64_t{meta.export_time} * 1000 -
+                                                  options_.start_time_ms);
+  const std::uint32_t message = out.add_message(meta);
+  for (const auto& f : flows) {
+    const bool v6 = f.key.ip_version == 6;
+    const ipfix::TemplatePtr& t = v6 ? v6_ : v4_;
+    const auto& kinds = v6 ? v6_kinds_ : v4_kinds_;
+    const std::uint16_t ti = out.use_template(t);
+    encode_one(f, false, t, kinds, ti, message, out);
+    if (split_ && f.out.packets > 0) encode_one(reversed(f), true, t, kinds, ti, message, out);
+  }
+}
+
+void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const ipfix::TemplatePtr& t,
+                             const std::vector<Field>& kinds, std::uint16_t template_index,
+                             std::uint32_t message_index, ipfix::RecordBatch& out) {
+  std::vector<std::byte>& r = scratch_;
+  r.clear();
+  const auto fields = t->fields();
+  const bool v6 = f.key.ip_version == 6;
+  const std::int64_t first_ms = f.first_ns / 1000000;
+  const std::int64_t last_ms = f.last_ns / 1000000;
+  auto bytes_of = [](const auto& arr, std::size_t n) {
+    return Bytes(reinterpret_cast<const std::byte*>(arr.data()), n);
+  };
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const ipfix::FieldSpec& spec = fields[i];
+    const ipfix::DataType type = kinds[i].type;
+    auto num = [&](std::uint64_t v) { write_unsigned_field(spec, type, v, r); };
+    auto flags = [&](std::uint16_t v) {
+      // TCP flags are a bit field: cut to the field's width instead of saturating.
+      num(spec.length == 1 ? (v & 0xffu) : v);
+    };
+    switch (kinds[i].kind) {
+      case Kind::unsupported:
+      case Kind::zero:
+        write_zero_field(spec, type, r);
+        break;
+      case Kind::in_bytes:
+        num(f.in.bytes);
+        break;
+      case Kind::in_pkts:
+        num(f.in.packets);
+        break;
+      case Kind::out_bytes:
+        num(f.out.bytes);
+        break;
+      case Kind::out_pkts:
+        num(f.out.packets);
+        break;
+      case Kind::protocol:
+        num(f.key.protocol);
+        break;
+      case Kind::src_tos:
+        num(f.in.tos);
+        break;
+      case Kind::dst_tos:
+        num(f.out.tos);
+        break;
+      // Two records per flow: each carries its own direction's flags.
+      case Kind::tcp_flags:
+        flags(split_ ? f.in.tcp_flags : f.in.tcp_flags | f.out.tcp_flags);
+        break;
+      case Kind::client_tcp_flags:
+        flags(f.in.tcp_flags);
+        break;
+      case Kind::server_tcp_flags:
+        flags(f.out.tcp_flags);
+        break;
+      case Kind::src_port:
+        num(f.key.src_port);
+        break;
+      case Kind::dst_port:
+        num(f.key.dst_port);
+        break;
+      case Kind::src_v4:
+      case Kind::dst_v4:
+      case Kind::src_v6:
+      case Kind::dst_v6: {
+        const bool want_v6 = kinds[i].kind == Kind::src_v6 || kinds[i].kind == Kind::dst_v6;
+        const bool src = kinds[i].kind == Kind::src_v4 || kinds[i].kind == Kind::src_v6;
+        if (want_v6 != v6) {
+          write_zero_field(spec, type, r);
+        } else {
+          write_raw_field(spec, bytes_of(src ? f.key.src_addr : f.key.dst_addr, v6 ? 16 : 4), r);
+        }
+        break;
+      }
+      case Kind::first_time:
+      case Kind::last_time: {
+        const auto te = time_of(spec);
+        const bool end = kinds[i].kind == Kind::last_time;
+        if (te)
+          write_time_field(spec, type, *te, end ? last_ms : first_ms, options_.start_time_ms, r);
+        else
+          write_zero_field(spec, type, r);
+        break;
+      }
+      case Kind::duration_ms:
+        num(static_cast<std::uint64_t>(std::max<std::int64_t>(last_ms - first_ms, 0)));
+        break;
+      case Kind::duration_us:
+        num(static_cast<std::uint64_t>(std::max<std::int64_t>((f.last_ns - f.first_ns) / 1000, 0)));
+        break;
+      case Kind::icmp_type_code:
+        num(std::uint64_t{f.icmp_type} * 256 + f.icmp_code);
+        break;
+      case Kind::icmp_type:
+        num(f.icmp_type);
+        break;
+      case Kind::icmp_code:
+        num(f.icmp_code);
+        break;
+      case Kind::min_ttl:
+        num(f.min_ttl);
+        break;
+      case Kind::max_ttl:
+        num(f.max_ttl);
+        break;
+      case Kind::client_mac:
+        write_raw_field(spec, bytes_of(f.client_mac, 6), r);
+        break;
+      case Kind::server_mac:
+        write_raw_field(spec, bytes_of(f.server_mac, 6), r);
+        break;
+      case Kind::vlan:
+        num(f.key.vlan);
+        break;
+      case Kind::ip_version:
+        num(f.key.ip_version);
+        break;
+      case Kind::end_reason:
+        num(static_cast<std::uint8_t>(f.end_reason));
+        break;
+      case Kind::biflow_direction:
+        num(reverse ? 2 : 1);
+        break;  // RFC 5103 §6.3
+      case Kind::client_latency_ms:
+        num(f.client_latency_us / 1000);
+        break;
+      case Kind::server_latency_ms:
+        num(f.server_latency_us / 1000);
+        break;
+      case Kind::retransmitted_in_pkts:
+        num(f.in.retransmitted_packets);
+        break;
+      case Kind::retransmitted_out_pkts:
+        num(f.out.retransmitted_packets);
+        break;
+      case Kind::retransmitted_in_bytes:
+        num(f.in.retransmitted_bytes);
+        break;
+      case Kind::retransmitted_out_bytes:
+        num(f.out.retransmitted_bytes);
+        break;
+      case Kind::ooorder_in_pkts:
+        num(f.in.out_of_order_packets);
+        break;
+      case Kind::ooorder_out_pkts:
+        num(f.out.out_of_order_packets);
+        break;
+      case Kind::src_fragments:
+        num(f.in.fragments);
+        break;
+      case Kind::dst_fragments:
+        num(f.out.fragments);
+        break;
+      case Kind::win_max_in:
+        num(f.in.tcp_window_max);
+        break;
+      case Kind::win_max_out:
+        num(f.out.tcp_window_max);
+        break;
+      case Kind::l7_proto:
+        num(f.l7_app != 0 ? f.l7_app : f.l7_master);
+        break;
+      case Kind::l7_proto_name: {
+        std::string name;
+        if (options_.l7_name) name = options_.l7_name(f.l7_master, f.l7_app);
+        convert_field(spec, type, as_bytes(name), r);
+        break;
+      }
+      case Kind::l7_confidence:
+        num(f.l7_confidence);
+        break;
+      case Kind::tunnel_id:
+        num(f.tunnel_id);
+        break;
+    }
+  }
+  if (r.size() > 0xffff) return;  // cannot happen with registry lengths; never a bad record
+  const std::uint32_t offset = out.store(r);
+  out.add(offset, static_cast<std::uint16_t>(r.size()), template_index, message_index);
+}
+
+}  // namespace flowsec::exporter

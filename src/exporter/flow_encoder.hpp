@@ -1,0 +1,89 @@
+#pragma once
+// FlowEncoder: the probe's flows (flow::FlowRecord) → IPFIX data records in a
+// RecordBatch, laid out by the -T field list (nProbe's default template when -T is
+// absent). The Exporter then sends the batch as v5, v9 or IPFIX.
+//
+// Contract: one thread at a time (the probe loop); encode() never throws and never
+// fails a flow: a field the encoder cannot compute is written as its zero value (0,
+// empty string), and unsupported_fields() names those once, for a start-up warning.
+// Values larger than their field saturate (IN_BYTES in nProbe's 4 bytes stops at
+// 4294967295 rather than wrapping).
+//
+// Records and templates:
+//  - IPv4 and IPv6 flows: when the list names only one family's address fields
+//    (IPV4_SRC_ADDR... or IPV6_SRC_ADDR...), flows of the other family use a second
+//    template in which those fields are swapped for their twins (8↔27, 12↔28, 15↔62,
+//    9↔29, 13↔30), as nProbe does. When it names both, one template serves both and
+//    the other family's fields are zero.
+//  - SPEC §4 "a template with no OUT_ fields still exports both directions": when the list
+//    has neither OUT_BYTES/OUT_PKTS nor RFC 5103 reverse counters, a flow with
+//    server → client packets yields a second record with the key reversed and the "out"
+//    counters as its "in" counters (BIFLOW_DIRECTION 2 = reverseInitiator).
+//  - Times: FIRST_SWITCHED/LAST_SWITCHED (flowStart/EndSysUpTime, 22/21) are ms since
+//    `start_time_ms` — the Exporter's start_time_ms(), which its v5/v9 headers' sysUpTime
+//    counts from and which is the exporting process's systemInitTimeMilliseconds (IE 160)
+//    for IPFIX. Flows older than that instant get 0. Absolute elements (150..155) are
+//    written from the packet timestamps directly.
+//  - L7_PROTO (ntop 118): nDPI's application id, or the master protocol's when the
+//    application is unknown; L7_PROTO_NAME through the injected resolver (the flow module
+//    owns nDPI, this module does not depend on it).
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+#include "flow/flow_record.hpp"
+#include "ipfix/record.hpp"
+#include "ipfix/template.hpp"
+
+namespace flowsec::exporter {
+
+struct FlowEncoderOptions {
+  std::vector<ipfix::FieldSpec> fields;  // -T; empty = ipfix::nprobe_default_template()
+  std::int64_t start_time_ms = 0;        // sysUpTime origin: Exporter::start_time_ms()
+  // nDPI's name for (master, app), e.g. "TLS.Google"; empty function = empty names.
+  std::function<std::string(std::uint16_t master, std::uint16_t app)> l7_name;
+  std::uint32_t observation_domain = 0;  // copied into the batch's message metadata
+};
+
+class FlowEncoder {
+ public:
+  // Errors (start-up): a field list the template rules refuse (ipfix::Template::make).
+  [[nodiscard]] static Expected<FlowEncoder, std::string> create(FlowEncoderOptions options);
+
+  // Appends one or two records per flow to `out`.
+  void encode(std::span<const flow::FlowRecord> flows, ipfix::RecordBatch& out);
+  void encode(const flow::FlowRecord& flow, ipfix::RecordBatch& out) {
+    encode(std::span<const flow::FlowRecord>(&flow, 1), out);
+  }
+
+  // nProbe names of the listed fields this encoder writes as zero/empty, in list order.
+  [[nodiscard]] std::vector<std::string> unsupported_fields() const;
+  // True when a flow's two directions become two records (no OUT_ counters in the list).
+  [[nodiscard]] bool splits_directions() const { return split_; }
+  [[nodiscard]] const ipfix::TemplatePtr& v4_template() const { return v4_; }
+  [[nodiscard]] const ipfix::TemplatePtr& v6_template() const { return v6_; }
+
+  // What the encoder computes for one field (defined in the .cpp).
+  enum class Kind : std::uint8_t;
+
+ private:
+  FlowEncoder() = default;
+  struct Field {
+    Kind kind;
+    ipfix::DataType type;
+  };
+  void encode_one(const flow::FlowRecord& f, bool reverse, const ipfix::TemplatePtr& t,
+                  const std::vector<Field>& kinds, std::uint16_t template_index,
+                  std::uint32_t message_index, ipfix::RecordBatch& out);
+
+  FlowEncoderOptions options_;
+  ipfix::TemplatePtr v4_, v6_;
+  std::vector<Field> v4_kinds_, v6_kinds_;
+  bool split_ = false;
+  std::vector<std::byte> scratch_;
+};
+
+}  // namespace flowsec::exporter
