@@ -6,8 +6,9 @@
 // state rather than once per attempt. Messages wait in a bounded queue (oldest
 // dropped, counted, logged: the first drop at once, then a summary per second). After every
 // (re)connection the on_connect hook's messages (templates, RFC 7011 §8) are written first, then
-// the queue, many messages per write (a gather write over TCP, one contiguous
-// buffer over TLS so records are full).
+// the queue, many messages per write (a gather write over TCP; over TLS one
+// contiguous buffer, so records are full, encrypted as a whole and sent with one
+// socket write).
 //
 // No loss on a broken connection: messages written on the current connection
 // stay in an "unacknowledged" list. The kernel tells how many bytes the peer has
@@ -73,7 +74,6 @@ namespace flowsec::transport::detail {
 namespace {
 
 using asio::ip::tcp;
-using TlsStream = asio::ssl::stream<tcp::socket>;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -91,6 +91,8 @@ constexpr std::size_t kTlsRecordPlaintext = 16384;
 constexpr std::size_t kTlsRecordOverhead = 256;
 constexpr std::size_t kListenerReadBuffer = std::size_t{64} * 1024;
 constexpr std::size_t kSenderReadBuffer = std::size_t{4} * 1024;
+// TLS: ciphertext asked of the socket per read, at least one full record.
+constexpr std::size_t kTlsMinReadChunk = kTlsRecordPlaintext + kTlsRecordOverhead;
 constexpr std::size_t kMaxCloseDrain = std::size_t{64} * 1024 * 1024;
 
 bool is_ssl_error(const asio::error_code& ec) {
@@ -119,6 +121,295 @@ std::string error_text(const asio::error_code& ec) {
   return ec.message();
 }
 
+// TLS over a TCP socket with OpenSSL working on memory BIOs we fill and drain
+// ourselves, so that the socket sees few, large reads and writes: a batch of up to
+// kMaxBatchBytes becomes all its records in ONE socket write, and one socket read
+// takes what the kernel holds (up to the session's read buffer) and hands the
+// plaintext of every complete record in it to the caller at once. (asio's
+// ssl::stream moves one record per socket call through a 17 KB engine buffer: on
+// loopback the system calls cost more than the cryptography.)
+//
+// Errors are reported as asio's ssl::stream reports them: OpenSSL errors as
+// ERR_get_error() values in asio::error::get_ssl_category(), close_notify as
+// asio::error::eof, a transport EOF without close_notify as
+// asio::ssl::error::stream_truncated, socket errors as they come. One read and one
+// write may be in flight at once (as with asio's stream); TLS output produced by a
+// read (alerts, key updates) queues behind the write in flight.
+class TlsChannel {
+ public:
+  using Done = std::function<void(const asio::error_code&)>;
+  using Transferred = std::function<void(const asio::error_code&, std::size_t)>;
+
+  // Takes ownership of `ssl`. `read_chunk`: bytes asked of the socket per read.
+  TlsChannel(tcp::socket& socket, SSL* ssl, std::size_t read_chunk)
+      : socket_(socket), ssl_(ssl), in_(read_chunk) {
+    BIO* rbio = BIO_new(BIO_s_mem());
+    BIO* wbio = BIO_new(BIO_s_mem());
+    if (rbio != nullptr && wbio != nullptr) {
+      BIO_set_mem_eof_return(rbio, -1);  // empty means "more to come", not EOF
+      SSL_set_bio(ssl_, rbio, wbio);
+      bios_ok_ = true;
+    } else {
+      BIO_free(rbio);
+      BIO_free(wbio);
+    }
+    // Several records per pull from the read BIO.
+    SSL_set_read_ahead(ssl_, 1);
+  }
+  ~TlsChannel() { SSL_free(ssl_); }  // frees the BIOs too
+  TlsChannel(const TlsChannel&) = delete;
+  TlsChannel& operator=(const TlsChannel&) = delete;
+
+  SSL* native_handle() { return ssl_; }
+
+  void async_handshake(asio::ssl::stream_base::handshake_type type, Done done) {
+    if (type == asio::ssl::stream_base::client) {
+      SSL_set_connect_state(ssl_);
+    } else {
+      SSL_set_accept_state(ssl_);
+    }
+    handshake_step(std::move(done));
+  }
+
+  // Encrypts all of `data` (which must stay valid until `done`) and writes it.
+  void async_write(asio::const_buffer data, Transferred done) {
+    asio::error_code ec;
+    if (!bios_ok_) ec = asio::error::no_memory;
+    const auto* p = static_cast<const unsigned char*>(data.data());
+    std::size_t left = data.size();
+    while (!ec && left > 0) {
+      std::size_t n = 0;
+      const int r = SSL_write_ex(ssl_, p, left, &n);
+      if (r != 1) {
+        ec = ssl_error(r);
+        break;
+      }
+      p += n;
+      left -= n;
+    }
+    if (ec) {
+      // Whatever OpenSSL queued (an alert) still goes out; the caller hears the error.
+      flush([ec, done = std::move(done)](const asio::error_code&) { done(ec, 0); });
+      return;
+    }
+    flush([size = data.size(), done = std::move(done)](const asio::error_code& fec) {
+      done(fec, fec ? 0 : size);
+    });
+  }
+
+  // Reads at least one byte of plaintext into `buffer` (kept valid until `done`): as
+  // much as the records already received hold, else what the next socket read brings.
+  void async_read_some(asio::mutable_buffer buffer, Transferred done) {
+    asio::error_code ec;
+    const std::size_t n = read_decrypted(buffer, ec);
+    if (n > 0 || ec != asio::error::would_block) {
+      complete_read(ec, n, std::move(done));
+      return;
+    }
+    socket_.async_read_some(asio::buffer(in_),
+                            [this, buffer, done = std::move(done)](const asio::error_code& rec,
+                                                                   std::size_t got) mutable {
+                              if (got > 0) feed(got);
+                              if (rec) {
+                                // Records that arrived complete before the error are still handed
+                                // over.
+                                asio::error_code ignored;
+                                const std::size_t left = read_decrypted(buffer, ignored);
+                                if (left > 0) {
+                                  done(asio::error_code(), left);
+                                  return;
+                                }
+                                done(transport_error(rec), 0);
+                                return;
+                              }
+                              async_read_some(buffer, std::move(done));
+                            });
+  }
+
+  // Reads without waiting (the socket must be non-blocking): decrypted bytes, or 0
+  // and asio::error::would_block when nothing complete has arrived.
+  std::size_t read_available(asio::mutable_buffer buffer, asio::error_code& ec) {
+    for (;;) {
+      ec.clear();
+      const std::size_t n = read_decrypted(buffer, ec);
+      if (n > 0 || ec != asio::error::would_block) return n;
+      const std::size_t got = socket_.read_some(asio::buffer(in_), ec);
+      if (got > 0) {
+        feed(got);
+        continue;
+      }
+      if (ec) ec = transport_error(ec);
+      return 0;
+    }
+  }
+
+  // Sends our close_notify now, without waiting for the peer's (the socket must be
+  // non-blocking). Skipped when a write is still in flight: its bytes must not be
+  // interleaved, and the connection is being torn down anyway.
+  void close_notify(asio::error_code& ec) {
+    ec.clear();
+    if (!bios_ok_ || writing_) return;
+    // Pretend the peer's close_notify came: SSL_shutdown then only sends ours.
+    SSL_set_shutdown(ssl_, SSL_get_shutdown(ssl_) | SSL_RECEIVED_SHUTDOWN);
+    if (SSL_shutdown(ssl_) < 0) ERR_clear_error();
+    BIO* wbio = SSL_get_wbio(ssl_);
+    std::array<char, 1024> chunk{};
+    for (;;) {
+      const int n = BIO_read(wbio, chunk.data(), static_cast<int>(chunk.size()));
+      if (n <= 0) break;
+      asio::write(socket_, asio::buffer(chunk.data(), static_cast<std::size_t>(n)), ec);
+      if (ec) break;
+    }
+  }
+
+ private:
+  void handshake_step(Done done) {
+    if (!bios_ok_) {
+      done(asio::error::no_memory);
+      return;
+    }
+    const int r = SSL_do_handshake(ssl_);
+    if (r == 1) {
+      flush(std::move(done));  // our last flight (the client's Finished)
+      return;
+    }
+    const int err = SSL_get_error(ssl_, r);
+    if (err != SSL_ERROR_WANT_READ) {
+      const asio::error_code ec = ssl_error(r, err);
+      // The alert that tells the peer why goes out first.
+      flush([ec, done = std::move(done)](const asio::error_code&) { done(ec); });
+      return;
+    }
+    flush([this, done = std::move(done)](const asio::error_code& fec) mutable {
+      if (fec) {
+        done(fec);
+        return;
+      }
+      socket_.async_read_some(
+          asio::buffer(in_),
+          [this, done = std::move(done)](const asio::error_code& rec, std::size_t got) mutable {
+            if (got > 0) feed(got);
+            if (rec) {
+              done(transport_error(rec));
+              return;
+            }
+            handshake_step(std::move(done));
+          });
+    });
+  }
+
+  // Decrypts what the read BIO holds into `buffer`, record after record. 0 with
+  // would_block when no complete record is there.
+  std::size_t read_decrypted(asio::mutable_buffer buffer, asio::error_code& ec) {
+    if (!bios_ok_) {
+      ec = asio::error::no_memory;
+      return 0;
+    }
+    auto* p = static_cast<unsigned char*>(buffer.data());
+    std::size_t total = 0;
+    while (total < buffer.size()) {
+      std::size_t n = 0;
+      const int r = SSL_read_ex(ssl_, p + total, buffer.size() - total, &n);
+      if (r == 1) {
+        total += n;
+        continue;
+      }
+      const int err = SSL_get_error(ssl_, r);
+      if (err == SSL_ERROR_WANT_READ) {
+        if (total == 0) ec = asio::error::would_block;
+      } else if (total == 0) {
+        ec = ssl_error(r, err);
+      }
+      // An error after some data: deliver the data now; the next read reports it.
+      break;
+    }
+    return total;
+  }
+
+  // A read's result, after sending what reading produced (alerts, key update replies):
+  // `done` keeps the connection alive while that is written.
+  void complete_read(const asio::error_code& ec, std::size_t n, Transferred done) {
+    if (bios_ok_ && BIO_ctrl_pending(SSL_get_wbio(ssl_)) > 0) {
+      flush([ec, n, done = std::move(done)](const asio::error_code&) { done(ec, n); });
+      return;
+    }
+    done(ec, n);
+  }
+
+  void feed(std::size_t got) {
+    // A memory BIO takes everything (it grows).
+    if (BIO_write(SSL_get_rbio(ssl_), in_.data(), static_cast<int>(got)) != static_cast<int>(got)) {
+      ERR_clear_error();
+    }
+  }
+
+  asio::error_code transport_error(const asio::error_code& ec) const {
+    // The peer's TCP close: clean only after its close_notify.
+    if (ec == asio::error::eof && (SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) == 0) {
+      return asio::ssl::error::stream_truncated;
+    }
+    return ec;
+  }
+
+  asio::error_code ssl_error(int r) const { return ssl_error(r, SSL_get_error(ssl_, r)); }
+  static asio::error_code ssl_error(int /*r*/, int err) {
+    if (err == SSL_ERROR_ZERO_RETURN) return asio::error::eof;  // close_notify
+    const unsigned long e = ERR_get_error();
+    if (err == SSL_ERROR_SYSCALL && e == 0) return asio::ssl::error::stream_truncated;
+    return {static_cast<int>(e), asio::error::get_ssl_category()};
+  }
+
+  // Sends everything the write BIO holds; `done` runs when that is on the socket (or
+  // the socket failed). Output queued while a write is in flight follows it.
+  void flush(Done done) {
+    waiting_.push_back(std::move(done));
+    if (!writing_) send_pending();
+  }
+
+  void send_pending() {
+    BIO* wbio = SSL_get_wbio(ssl_);
+    const std::size_t pending = bios_ok_ ? BIO_ctrl_pending(wbio) : 0;
+    // Nobody waiting: nothing holds the connection alive for a write; such output (from
+    // read_available) goes with the next flush or close_notify.
+    if (pending == 0 || waiting_.empty()) {
+      writing_ = false;
+      auto waiting = std::move(waiting_);
+      waiting_.clear();
+      for (auto& w : waiting) w(asio::error_code());
+      return;
+    }
+    writing_ = true;
+    out_.resize(pending);
+    const int n = BIO_read(wbio, out_.data(), static_cast<int>(pending));
+    out_.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    // Those who waited for this output hear when it is written; later ones wait for more.
+    auto batch = std::move(waiting_);
+    waiting_.clear();
+    asio::async_write(
+        socket_, asio::buffer(out_),
+        [this, batch = std::move(batch)](const asio::error_code& ec, std::size_t) mutable {
+          if (ec) {
+            writing_ = false;
+            auto rest = std::move(waiting_);
+            waiting_.clear();
+            for (auto& w : batch) w(ec);
+            for (auto& w : rest) w(ec);
+            return;
+          }
+          for (auto& w : batch) w(ec);
+          send_pending();
+        });
+  }
+
+  tcp::socket& socket_;
+  SSL* ssl_;
+  bool bios_ok_ = false;
+  bool writing_ = false;
+  std::vector<unsigned char> in_;   // ciphertext read from the socket
+  std::vector<unsigned char> out_;  // ciphertext being written to the socket
+  std::vector<Done> waiting_;       // flushes waiting for the write BIO's bytes
+};
+
 // One TCP connection, plain or TLS. Handlers of the operations in flight hold a
 // shared_ptr to it, so the socket and the TLS engine outlive them.
 class Connection {
@@ -126,19 +417,23 @@ class Connection {
   explicit Connection(asio::io_context& io, std::size_t read_buffer)
       : read_buf(read_buffer), tcp_(io) {}
 
-  tcp::socket& socket() { return tls_ ? tls_->next_layer() : tcp_; }
-  TlsStream* tls() { return tls_.get(); }
+  tcp::socket& socket() { return tcp_; }
+  TlsChannel* tls() { return tls_.get(); }
   SSL* ssl() { return tls_ ? tls_->native_handle() : nullptr; }
-  // Takes ownership of `ssl` (asio frees it with the stream).
-  void start_tls(SSL* ssl) { tls_ = std::make_unique<TlsStream>(std::move(tcp_), ssl); }
+  // Takes ownership of `ssl` (freed with the channel).
+  void start_tls(SSL* ssl) {
+    tls_ = std::make_unique<TlsChannel>(tcp_, ssl, std::max(read_buf.size(), kTlsMinReadChunk));
+  }
 
+  // TCP: the buffers as one gather write.
   template <class Buffers, class Handler>
   void async_write(const Buffers& buffers, Handler&& handler) {
-    if (tls_) {
-      asio::async_write(*tls_, buffers, std::forward<Handler>(handler));
-    } else {
-      asio::async_write(tcp_, buffers, std::forward<Handler>(handler));
-    }
+    asio::async_write(tcp_, buffers, std::forward<Handler>(handler));
+  }
+  // TLS: one contiguous buffer, encrypted as a whole.
+  template <class Handler>
+  void async_write_tls(asio::const_buffer buffer, Handler&& handler) {
+    tls_->async_write(buffer, std::forward<Handler>(handler));
   }
   template <class Handler>
   void async_read_some(Handler&& handler) {
@@ -152,7 +447,7 @@ class Connection {
   std::size_t read_available(asio::error_code& ec) {
     socket().non_blocking(true, ec);
     if (ec) return 0;
-    return tls_ ? tls_->read_some(asio::buffer(read_buf), ec)
+    return tls_ ? tls_->read_available(asio::buffer(read_buf), ec)
                 : tcp_.read_some(asio::buffer(read_buf), ec);
   }
 
@@ -179,10 +474,7 @@ class Connection {
     asio::error_code ec;
     socket().non_blocking(true, ec);
     if (tls_ && !ec) {
-      SSL* ssl = tls_->native_handle();
-      // Pretend the peer's close_notify came: SSL_shutdown then only sends ours.
-      SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
-      tls_->shutdown(ec);
+      tls_->close_notify(ec);
       ERR_clear_error();
     }
     std::array<char, 4096> sink{};
@@ -199,7 +491,7 @@ class Connection {
 
  private:
   tcp::socket tcp_;
-  std::unique_ptr<TlsStream> tls_;
+  std::unique_ptr<TlsChannel> tls_;  // declared after tcp_: destroyed before it
 };
 
 // ---------------------------------------------------------------------------------------
@@ -477,12 +769,12 @@ class StreamSenderCore : public std::enable_shared_from_this<StreamSenderCore> {
     auto done = [self = shared_from_this(), gen = gen_, conn](
                     const asio::error_code& ec, std::size_t n) { self->written(gen, ec, n); };
     if (conn->tls() != nullptr) {
-      // One contiguous buffer: asio's TLS stream writes one buffer per record.
+      // One contiguous buffer: full records, all sent with one socket write.
       conn->staging.clear();
       conn->staging.reserve(bytes);
       for (const auto& m : inflight_)
         conn->staging.insert(conn->staging.end(), m.data.begin(), m.data.end());
-      conn->async_write(asio::buffer(conn->staging), std::move(done));
+      conn->async_write_tls(asio::buffer(conn->staging), std::move(done));
     } else {
       conn->gather.clear();
       for (const auto& m : inflight_) conn->gather.push_back(asio::buffer(m.data));
