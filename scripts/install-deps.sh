@@ -14,7 +14,7 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # real peers the tests drive
-  tshark libfixbuf-tools openssl softflowd nfdump tcpreplay iproute2 prometheus socat
+  tshark libfixbuf-tools openssl softflowd nfdump tcpreplay iproute2 prometheus socat curl
 )
 
 missing=()
