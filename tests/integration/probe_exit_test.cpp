@@ -1,0 +1,98 @@
+// Exit behaviour of probe mode on a file (SPEC §1 "exits 0 when all flows are delivered",
+// §4 shutdown, §5 progress), the real flowsec binary against a real flowsec collector
+// over TCP:
+//  - `flowsec -i F.pcap -n tcp://127.0.0.1:P` with a listening collector exits 0, and the
+//    collector's JSON records hold the capture's IP packets and bytes as tshark counts
+//    them (whatsapp_login_chat.pcap: 93 packets, 28835 bytes), once per run;
+//  - run on a pseudo-terminal (`script -qec CMD /dev/null`), stderr shows the progress
+//    line ("\r93 packets 100.0%  0 active flows  9 flows exported"); with stderr a file
+//    there is none (no carriage return, no "active flows");
+//  - with nothing listening, the probe does not claim success: after --shutdown-timeout
+//    it exits 1 and says what was not delivered.
+// Peers: tshark (expected totals), script (util-linux) for the pty part — skipped with a
+// printed reason if absent.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/probe_process.hpp"
+
+namespace flowsec::test::probe {
+namespace {
+
+const char* const kTrace = "probe/whatsapp_login_chat.pcap";
+
+TEST(ProbeExit, TcpDeliveryExitCodesAndProgressLine) {
+  if (!have_tool("tshark")) GTEST_SKIP() << "tshark is not installed";
+  TempDir tmp("probe-exit");
+  ASSERT_FALSE(tmp.path().empty());
+  const std::string pcap = data_path(kTrace);
+  const TsharkTruth truth = tshark_truth(pcap);
+  ASSERT_TRUE(truth.ok) << truth.error;
+
+  const std::uint16_t port = free_tcp_port();
+  const std::string dir = tmp.subdir("collected");
+  ChildProcess collector({flowsec_binary(), "-i", "none", "-n", "none", "-3",
+                          "tcp://127.0.0.1:" + std::to_string(port), "-P", dir, "-D", "j"},
+                         "", tmp / "collector.log");
+  ASSERT_TRUE(wait_bound(collector, false, port, 30s)) << read_text(tmp / "collector.log");
+
+  const std::string url = "tcp://127.0.0.1:" + std::to_string(port);
+  // Nothing listens on `dead` (a port just released): delivery must fail, visibly.
+  const std::uint16_t dead = free_tcp_port();
+  ChildProcess plain({flowsec_binary(), "-i", pcap, "-n", url}, tmp / "plain.out",
+                     tmp / "plain.err");
+  ChildProcess undelivered({flowsec_binary(), "-i", pcap, "-n",
+                            "tcp://127.0.0.1:" + std::to_string(dead), "--shutdown-timeout", "1"},
+                           "", tmp / "undelivered.err");
+  const bool have_script = have_tool("script");
+  std::unique_ptr<ChildProcess> on_pty;
+  if (have_script) {
+    // script -e returns the command's exit status; the pty's output goes to stdout.
+    on_pty = std::make_unique<ChildProcess>(
+        std::vector<std::string>{
+            "script", "-qec",
+            shell_quote(flowsec_binary()) + " -i " + shell_quote(pcap) + " -n " + url, "/dev/null"},
+        tmp / "pty.out", tmp / "pty.err");
+  }
+
+  const auto p = plain.wait(60s);
+  ASSERT_TRUE(p.has_value()) << "still running after 60 s: " << plain.command();
+  EXPECT_EQ(exit_code(*p), 0) << describe_status(*p) << "\n" << plain.err();
+  const std::string plain_err = plain.err();
+  EXPECT_EQ(plain_err.find('\r'), std::string::npos) << "progress line without a terminal";
+  EXPECT_EQ(plain_err.find("active flows"), std::string::npos) << plain_err;
+  EXPECT_EQ(plain.out(), "");
+
+  const auto u = undelivered.wait(60s);
+  ASSERT_TRUE(u.has_value()) << "still running after 60 s: " << undelivered.command();
+  EXPECT_EQ(exit_code(*u), 1) << describe_status(*u) << "\n" << undelivered.err();
+  EXPECT_NE(undelivered.err().find("not delivered"), std::string::npos) << undelivered.err();
+
+  std::uint64_t runs = 1;
+  if (on_pty) {
+    const auto s = on_pty->wait(60s);
+    ASSERT_TRUE(s.has_value()) << "still running after 60 s: " << on_pty->command();
+    EXPECT_EQ(exit_code(*s), 0) << describe_status(*s) << "\n" << on_pty->out();
+    const std::string shown = on_pty->out();
+    const std::string final_line = "\r" + std::to_string(truth.all.packets) +
+                                   " packets 100.0%  0 active flows  " +
+                                   std::to_string(connection_count(truth)) + " flows exported";
+    EXPECT_NE(shown.find(final_line), std::string::npos) << shown;
+    ++runs;
+  }
+  std::this_thread::sleep_for(300ms);  // the collector's 100 ms flush
+  const auto [st, clean] = collector.stop(SIGTERM, 10s);
+  EXPECT_TRUE(clean);
+  EXPECT_EQ(exit_code(st), 0) << describe_status(st) << read_text(tmp / "collector.log");
+  const Totals got = json_totals(dir);
+  EXPECT_EQ(got.packets, runs * truth.all.packets);
+  EXPECT_EQ(got.bytes, runs * truth.all.bytes);
+  EXPECT_EQ(got.records, runs * truth.directions.size());
+  if (!have_script) GTEST_SKIP() << "script (util-linux) not found: progress line not checked";
+}
+
+}  // namespace
+}  // namespace flowsec::test::probe
