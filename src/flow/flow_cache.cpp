@@ -4,6 +4,7 @@
 #include <bit>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <type_traits>
 
 #include "flow/l7_classifier.hpp"
@@ -140,6 +141,16 @@ FlowKey reversed(const FlowKey& k) {
   return r;
 }
 
+// A per-process random seed, so that nobody can precompute keys that fall into one
+// bucket chain and turn every lookup into a list walk (hash flooding).
+std::uint64_t hash_seed() {
+  static const std::uint64_t seed = [] {
+    std::random_device rd;
+    return (std::uint64_t{rd()} << 32) ^ rd();
+  }();
+  return seed;
+}
+
 // Hash over the endpoints in a canonical order so both directions hash alike.
 std::uint32_t flow_hash(const FlowKey& k) {
   const int c = std::memcmp(k.src_addr.data(), k.dst_addr.data(), 16);
@@ -148,7 +159,7 @@ std::uint32_t flow_hash(const FlowKey& k) {
   const auto& b = swap ? k.src_addr : k.dst_addr;
   const std::uint16_t pa = swap ? k.dst_port : k.src_port;
   const std::uint16_t pb = swap ? k.src_port : k.dst_port;
-  std::uint64_t h = 0x9ae16a3b2f90404fULL;
+  std::uint64_t h = 0x9ae16a3b2f90404fULL ^ hash_seed();
   h = mix(h, load64(a.data()));
   h = mix(h, load64(a.data() + 8));
   h = mix(h, load64(b.data()));
@@ -433,7 +444,7 @@ void FlowCache::mark_ended(std::uint32_t idx) {
 
 namespace {
 std::size_t fragment_slot(const packet::PacketView& v) {
-  std::uint64_t h = 0x2545f4914f6cdd1dULL;
+  std::uint64_t h = 0x2545f4914f6cdd1dULL ^ hash_seed();
   h = mix(h, load64(v.src_addr.data()) ^ load64(v.src_addr.data() + 8));
   h = mix(h, load64(v.dst_addr.data()) ^ load64(v.dst_addr.data() + 8));
   h = mix(h, (std::uint64_t{v.fragment_id} << 8) | v.protocol);
