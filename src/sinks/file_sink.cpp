@@ -161,7 +161,15 @@ void FileSink::write(const ipfix::RecordBatch& batch) {
 }
 
 void FileSink::tick(std::chrono::system_clock::time_point t) {
-  if (!to_stdout_ && fd_ >= 0 && t >= period_end_) finish_file();
+  if (to_stdout_ || fd_ < 0) return;
+  if (t >= period_end_) {
+    finish_file();
+  } else if (!writer_) {
+    // Text formats: what arrived is on disk (and counted as written) within a tick, even
+    // when the buffer is far from full; a reader of the .tmp file or of the metrics need
+    // not wait for the rotation.
+    (void)flush_buffer();
+  }
 }
 
 void FileSink::close() {

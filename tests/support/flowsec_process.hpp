@@ -1,0 +1,614 @@
+// Test support (header-only, flowsec::test): the real flowsec binary as a child
+// process, and the small tools the process-level integration tests need around it.
+//
+//  - FlowsecProcess: posix_spawn of FLOWSEC_BINARY (or any program) with stdout and
+//    stderr to files; keeps the PID, stops it with SIGTERM to that PID only, reports
+//    its exit code; the destructor SIGKILLs it (that PID only) if a test bailed out.
+//    listen_ports() reads the ports flowsec logs for its -3 listeners ("listening on
+//    URL (port N)"), so tests can pass port 0 and never race for a port.
+//  - run_command(): runs a peer (softflowd, nfdump, tshark, ...) to completion with a
+//    time limit, its output captured.
+//  - http_get() / metric_sum(): read --metrics and sum the samples of a family whose
+//    labels include the given ones (Prometheus text format).
+//  - json_records(): the records of every finished JSON-lines file under a -P dir
+//    (flat objects: string, number and boolean values, kept as text).
+//  - UdpSender, udp_bound(), udp_drained(): send datagrams; watch /proc/net/udp{,6}.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <regex>
+#include <span>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+extern char** environ;
+
+namespace flowsec::test {
+
+inline std::string slurp_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// True if `command` is on PATH (peers missing → GTEST_SKIP with a reason).
+inline bool have_command(const std::string& command) {
+  return std::system(("command -v " + command + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+// A fresh directory under the system temp dir, removed with everything in it on
+// destruction.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag) {
+    static int counter = 0;
+    path_ =
+        (std::filesystem::temp_directory_path() /
+         ("flowsec-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter)))
+            .string();
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const std::string& path() const { return path_; }
+  [[nodiscard]] std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// A child process started with posix_spawnp; stdin from /dev/null (or a file),
+// stdout and stderr to files (the same file if the paths are equal).
+class ChildProcess {
+ public:
+  ChildProcess(const std::vector<std::string>& argv, const std::string& stdout_path,
+               const std::string& stderr_path, const std::string& stdin_path = "/dev/null")
+      : stdout_path_(stdout_path), stderr_path_(stderr_path) {
+    posix_spawn_file_actions_t actions;
+    ::posix_spawn_file_actions_init(&actions);
+    ::posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
+    ::posix_spawn_file_actions_addopen(&actions, 1, stdout_path.c_str(),
+                                       O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (stderr_path == stdout_path) {
+      ::posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    } else {
+      ::posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(),
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    }
+    // The child gets default signal handling (the test runner may block or ignore some).
+    posix_spawnattr_t attr;
+    ::posix_spawnattr_init(&attr);
+    sigset_t none;
+    sigset_t all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    ::posix_spawnattr_setsigmask(&attr, &none);
+    ::posix_spawnattr_setsigdefault(&attr, &all);
+    ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const int rc = ::posix_spawnp(&pid_, args[0], &actions, &attr, args.data(), environ);
+    if (rc != 0) {
+      pid_ = -1;
+      spawn_error_ = std::strerror(rc);
+    }
+    ::posix_spawn_file_actions_destroy(&actions);
+    ::posix_spawnattr_destroy(&attr);
+  }
+  ~ChildProcess() { kill_now(); }
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  [[nodiscard]] bool started() const { return pid_ > 0 || reaped_; }
+  [[nodiscard]] const std::string& spawn_error() const { return spawn_error_; }
+
+  // True while the process has not exited (reaps it when it has).
+  bool running() {
+    if (pid_ <= 0) return false;
+    int st = 0;
+    const pid_t r = ::waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) {
+      status_ = st;
+      reaped_ = true;
+      pid_ = -1;
+      return false;
+    }
+    return r == 0;
+  }
+
+  // Waits up to `limit` for the process to exit by itself; its exit code, or
+  // nullopt if it is still running or died of a signal (exit_description() says which).
+  std::optional<int> wait_exit(std::chrono::milliseconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (running()) {
+      if (std::chrono::steady_clock::now() >= until) return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (reaped_ && WIFEXITED(status_)) return WEXITSTATUS(status_);
+    return std::nullopt;
+  }
+
+  // SIGTERM to this process (by its PID) and wait up to `limit` for it to exit.
+  std::optional<int> terminate(std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    if (pid_ > 0) ::kill(pid_, SIGTERM);
+    return wait_exit(limit);
+  }
+  // SIGINT likewise (nfacctd-like peers that ignore SIGTERM).
+  std::optional<int> interrupt(std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    if (pid_ > 0) ::kill(pid_, SIGINT);
+    return wait_exit(limit);
+  }
+
+  [[nodiscard]] std::string exit_description() const {
+    if (!reaped_) return pid_ > 0 ? "still running" : "not started: " + spawn_error_;
+    if (WIFEXITED(status_)) return "exit code " + std::to_string(WEXITSTATUS(status_));
+    if (WIFSIGNALED(status_)) return "killed by signal " + std::to_string(WTERMSIG(status_));
+    return "wait status " + std::to_string(status_);
+  }
+
+  [[nodiscard]] std::string out() const { return slurp_file(stdout_path_); }
+  [[nodiscard]] std::string err() const { return slurp_file(stderr_path_); }
+
+  // SIGKILL (this PID only) and reap; for tests that bail out early.
+  void kill_now() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status_, 0);
+      reaped_ = true;
+      pid_ = -1;
+    }
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool reaped_ = false;
+  std::string spawn_error_;
+  std::string stdout_path_;
+  std::string stderr_path_;
+};
+
+// Runs a command to completion (at most `limit`, then SIGKILL to its PID); its exit
+// code (nullopt on timeout or signal) and its standard output.
+struct CommandResult {
+  std::optional<int> exit_code;
+  std::string out;
+  std::string err;
+};
+inline CommandResult run_command(const std::vector<std::string>& argv, const std::string& work_dir,
+                                 std::chrono::milliseconds limit = std::chrono::seconds(30),
+                                 const std::string& stdin_path = "/dev/null") {
+  static int counter = 0;
+  const std::string base = work_dir + "/cmd" + std::to_string(++counter);
+  CommandResult r;
+  {
+    ChildProcess child(argv, base + ".out", base + ".err", stdin_path);
+    r.exit_code = child.wait_exit(limit);
+    child.kill_now();
+  }
+  r.out = slurp_file(base + ".out");
+  r.err = slurp_file(base + ".err");
+  std::filesystem::remove(base + ".out");
+  std::filesystem::remove(base + ".err");
+  return r;
+}
+
+// flowsec itself: FLOWSEC_BINARY with `args`; stderr (its log) to <dir>/<tag>.log,
+// stdout to <dir>/<tag>.out (`-P -` writes records there).
+class FlowsecProcess {
+ public:
+  FlowsecProcess(const std::vector<std::string>& args, const std::string& dir,
+                 const std::string& tag = "flowsec")
+      : log_path_(dir + "/" + tag + ".log"),
+        out_path_(dir + "/" + tag + ".out"),
+        child_(with_binary(args), out_path_, log_path_) {}
+
+  [[nodiscard]] pid_t pid() const { return child_.pid(); }
+  bool running() { return child_.running(); }
+  [[nodiscard]] std::string log() const { return slurp_file(log_path_); }
+  [[nodiscard]] std::string out() const { return slurp_file(out_path_); }
+  [[nodiscard]] std::string exit_description() const { return child_.exit_description(); }
+  std::optional<int> terminate(std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    return child_.terminate(limit);
+  }
+  ChildProcess& child() { return child_; }
+
+  // The ports of the first `count` listeners, from flowsec's "listening on URL (port N)"
+  // log lines, in -3 order; empty if they did not all appear within `limit` (or the
+  // process exited). Once they appear, SIGTERM is handled (the handler is installed first).
+  std::vector<std::uint16_t> listen_ports(
+      std::size_t count, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    static const std::regex line(R"(listening on \S+ \(port (\d+)\))");
+    while (true) {
+      std::vector<std::uint16_t> ports;
+      const std::string text = log();
+      for (std::sregex_iterator it(text.begin(), text.end(), line), end; it != end; ++it) {
+        ports.push_back(static_cast<std::uint16_t>(std::stoi((*it)[1].str())));
+      }
+      if (ports.size() >= count) {
+        ports.resize(count);
+        return ports;
+      }
+      if (!running() || std::chrono::steady_clock::now() >= until) return {};
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+ private:
+  static std::vector<std::string> with_binary(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{FLOWSEC_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+  std::string log_path_;
+  std::string out_path_;
+  ChildProcess child_;
+};
+
+// ---- HTTP and Prometheus text -------------------------------------------------------
+
+// GET http://127.0.0.1:port/path; the body of a 200 answer, nullopt otherwise.
+inline std::optional<std::string> http_get(
+    std::uint16_t port, const std::string& path = "/metrics",
+    std::chrono::milliseconds limit = std::chrono::seconds(3)) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string received;
+  bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
+  if (ok) {
+    const std::string request =
+        "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    ok = ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+         static_cast<ssize_t>(request.size());
+  }
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (ok) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      ok = false;
+      break;
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+      ok = false;
+      break;
+    }
+    char buf[8192];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0) ok = false;
+    if (n <= 0) break;
+    received.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (!ok || received.rfind("HTTP/1.1 200", 0) != 0) return std::nullopt;
+  const auto body = received.find("\r\n\r\n");
+  if (body == std::string::npos) return std::nullopt;
+  return received.substr(body + 4);
+}
+
+// Sum of the samples of `family` (exact metric name) whose labels include every
+// name="value" of `labels` (given as `name="value"` strings); nullopt if none matches.
+inline std::optional<double> metric_sum(const std::string& exposition, const std::string& family,
+                                        const std::vector<std::string>& labels = {}) {
+  std::optional<double> sum;
+  std::istringstream in(exposition);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line.compare(0, family.size(), family) != 0) continue;
+    const char next = line.size() > family.size() ? line[family.size()] : '\0';
+    if (next != '{' && next != ' ') continue;
+    const auto space = line.rfind(' ');
+    const std::string label_text =
+        next == '{' ? line.substr(family.size(), line.rfind('}') - family.size() + 1) : "";
+    bool match = true;
+    for (const auto& l : labels) {
+      const auto at = label_text.find(l);
+      // A label pair starts after '{' or ',' and ends before ',' or '}'.
+      if (at == std::string::npos || (label_text[at - 1] != '{' && label_text[at - 1] != ',') ||
+          (label_text[at + l.size()] != ',' && label_text[at + l.size()] != '}')) {
+        match = false;
+        break;
+      }
+    }
+    if (!match) continue;
+    sum = sum.value_or(0) + std::strtod(line.c_str() + space + 1, nullptr);
+  }
+  return sum;
+}
+
+// ---- JSON-lines output -------------------------------------------------------------
+
+using JsonRecord = std::map<std::string, std::string>;  // key → value (strings unquoted)
+
+// Parses one flat JSON object; nullopt if it is not one.
+inline std::optional<JsonRecord> parse_flat_json(const std::string& line) {
+  JsonRecord r;
+  std::size_t i = 0;
+  auto skip_ws = [&] {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+  };
+  auto string = [&]() -> std::optional<std::string> {
+    if (i >= line.size() || line[i] != '"') return std::nullopt;
+    std::string s;
+    for (++i; i < line.size(); ++i) {
+      char c = line[i];
+      if (c == '"') {
+        ++i;
+        return s;
+      }
+      if (c == '\\') {
+        if (++i >= line.size()) return std::nullopt;
+        c = line[i];
+        switch (c) {
+          case 'n':
+            s += '\n';
+            break;
+          case 't':
+            s += '\t';
+            break;
+          case 'r':
+            s += '\r';
+            break;
+          case 'b':
+            s += '\b';
+            break;
+          case 'f':
+            s += '\f';
+            break;
+          case 'u':
+            if (i + 4 >= line.size()) return std::nullopt;
+            s += "\\u" + line.substr(i + 1, 4);  // kept escaped: tests compare ASCII only
+            i += 4;
+            break;
+          default:
+            s += c;
+        }
+        continue;
+      }
+      s += c;
+    }
+    return std::nullopt;
+  };
+  skip_ws();
+  if (i >= line.size() || line[i++] != '{') return std::nullopt;
+  skip_ws();
+  if (i < line.size() && line[i] == '}') return r;
+  while (i < line.size()) {
+    skip_ws();
+    auto key = string();
+    if (!key) return std::nullopt;
+    skip_ws();
+    if (i >= line.size() || line[i++] != ':') return std::nullopt;
+    skip_ws();
+    std::string value;
+    if (i < line.size() && line[i] == '"') {
+      auto s = string();
+      if (!s) return std::nullopt;
+      value = *s;
+    } else {
+      const auto end = line.find_first_of(",}", i);
+      if (end == std::string::npos) return std::nullopt;
+      value = line.substr(i, end - i);
+      while (!value.empty() && value.back() == ' ') value.pop_back();
+      i = end;
+    }
+    r[*key] = value;
+    skip_ws();
+    if (i >= line.size()) return std::nullopt;
+    if (line[i] == '}') return r;
+    if (line[i++] != ',') return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+// Every record of the JSON-lines text; a line that is not a flat object is a
+// test failure reported by the caller through `bad_lines`.
+inline std::vector<JsonRecord> json_lines(const std::string& text,
+                                          std::size_t* bad_lines = nullptr) {
+  std::vector<JsonRecord> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    if (auto r = parse_flat_json(line)) {
+      out.push_back(std::move(*r));
+    } else if (bad_lines != nullptr) {
+      ++*bad_lines;
+    }
+  }
+  return out;
+}
+
+// The records of every finished (renamed, not .tmp) *.json file under `dir`.
+inline std::vector<JsonRecord> json_records(const std::string& dir,
+                                            std::size_t* bad_lines = nullptr) {
+  std::vector<JsonRecord> out;
+  if (!std::filesystem::exists(dir)) return out;
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file() && e.path().extension() == ".json") files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    auto part = json_lines(slurp_file(f.string()), bad_lines);
+    out.insert(out.end(), std::make_move_iterator(part.begin()),
+               std::make_move_iterator(part.end()));
+  }
+  return out;
+}
+
+// Files under `dir` whose name ends in `suffix` (e.g. ".tmp": none may remain after exit).
+inline std::size_t files_ending_in(const std::string& dir, const std::string& suffix) {
+  std::size_t n = 0;
+  if (!std::filesystem::exists(dir)) return 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    n += name.size() >= suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  }
+  return n;
+}
+
+// ---- UDP ---------------------------------------------------------------------------
+
+// One UDP socket (IPv4 or IPv6 loopback, ephemeral source port) sending datagrams.
+class UdpSender {
+ public:
+  explicit UdpSender(bool v6 = false) : v6_(v6) {
+    fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  }
+  ~UdpSender() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  UdpSender(const UdpSender&) = delete;
+  UdpSender& operator=(const UdpSender&) = delete;
+  UdpSender(UdpSender&& o) noexcept : fd_(std::exchange(o.fd_, -1)), v6_(o.v6_) {}
+
+  bool send(std::span<const std::byte> payload, std::uint16_t port) const {
+    ssize_t n = -1;
+    if (v6_) {
+      sockaddr_in6 sa{};
+      sa.sin6_family = AF_INET6;
+      sa.sin6_port = htons(port);
+      sa.sin6_addr = in6addr_loopback;
+      n = ::sendto(fd_, payload.data(), payload.size(), 0, reinterpret_cast<const sockaddr*>(&sa),
+                   sizeof sa);
+    } else {
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(port);
+      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      n = ::sendto(fd_, payload.data(), payload.size(), 0, reinterpret_cast<const sockaddr*>(&sa),
+                   sizeof sa);
+    }
+    return n == static_cast<ssize_t>(payload.size());
+  }
+  [[nodiscard]] int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+  bool v6_ = false;
+};
+
+// A UDP socket bound to 127.0.0.1 (ephemeral port) that records what arrives: stands
+// in for a collector so a real exporter's datagrams can be replayed identically to
+// several collectors (and so the exporter never sees ICMP port-unreachable).
+class UdpReceiver {
+ public:
+  UdpReceiver() {
+    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int big = 8 << 20;
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    if (::bind(fd_, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0 &&
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len) == 0) {
+      port_ = ntohs(sa.sin_port);
+    }
+  }
+  ~UdpReceiver() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  UdpReceiver(const UdpReceiver&) = delete;
+  UdpReceiver& operator=(const UdpReceiver&) = delete;
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+
+  // Every datagram that arrives until none has come for `idle`.
+  std::vector<std::vector<std::byte>> drain(std::chrono::milliseconds idle) const {
+    std::vector<std::vector<std::byte>> out;
+    std::vector<std::byte> buf(65536);
+    while (true) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(idle.count())) <= 0) break;
+      const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+      if (n < 0) break;
+      out.emplace_back(buf.begin(), buf.begin() + n);
+    }
+    return out;
+  }
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+// The rx_queue of the UDP socket bound to local `port` (/proc/net/udp{,6}); nullopt if
+// no socket is bound to it.
+inline std::optional<std::uint64_t> udp_rx_queue(std::uint16_t port) {
+  char hex[8];
+  std::snprintf(hex, sizeof hex, ":%04X", port);
+  for (const char* f : {"/proc/net/udp", "/proc/net/udp6"}) {
+    std::ifstream in(f);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream ls(line);
+      std::string sl, local, remote, state, queues;
+      ls >> sl >> local >> remote >> state >> queues;  // queues: tx:rx in hex
+      if (local.size() > 5 && local.substr(local.size() - 5) == hex) {
+        const auto colon = queues.find(':');
+        if (colon == std::string::npos) return std::nullopt;
+        return std::stoull(queues.substr(colon + 1), nullptr, 16);
+      }
+    }
+  }
+  return std::nullopt;
+}
+inline bool udp_bound(std::uint16_t port) {
+  return udp_rx_queue(port).has_value();
+}
+
+// A UDP port no socket is bound to right now (bind to 0, read it, close).
+inline std::uint16_t free_udp_port() {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  std::uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0) {
+    port = ntohs(sa.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+}  // namespace flowsec::test
