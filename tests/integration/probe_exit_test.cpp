@@ -25,7 +25,7 @@ namespace {
 const char* const kTrace = "probe/whatsapp_login_chat.pcap";
 
 TEST(ProbeExit, TcpDeliveryExitCodesAndProgressLine) {
-  if (!have_tool("tshark")) GTEST_SKIP() << "tshark is not installed";
+  if (!have_command("tshark")) GTEST_SKIP() << "tshark is not installed";
   TempDir tmp("probe-exit");
   ASSERT_FALSE(tmp.path().empty());
   const std::string pcap = data_path(kTrace);
@@ -37,7 +37,7 @@ TEST(ProbeExit, TcpDeliveryExitCodesAndProgressLine) {
   ChildProcess collector({flowsec_binary(), "-i", "none", "-n", "none", "-3",
                           "tcp://127.0.0.1:" + std::to_string(port), "-P", dir, "-D", "j"},
                          "", tmp / "collector.log");
-  ASSERT_TRUE(wait_bound(collector, false, port, 30s)) << read_text(tmp / "collector.log");
+  ASSERT_TRUE(wait_bound(collector, false, port, 30s)) << slurp_file(tmp / "collector.log");
 
   const std::string url = "tcp://127.0.0.1:" + std::to_string(port);
   // Nothing listens on `dead` (a port just released): delivery must fail, visibly.
@@ -47,7 +47,7 @@ TEST(ProbeExit, TcpDeliveryExitCodesAndProgressLine) {
   ChildProcess undelivered({flowsec_binary(), "-i", pcap, "-n",
                             "tcp://127.0.0.1:" + std::to_string(dead), "--shutdown-timeout", "1"},
                            "", tmp / "undelivered.err");
-  const bool have_script = have_tool("script");
+  const bool have_script = have_command("script");
   std::unique_ptr<ChildProcess> on_pty;
   if (have_script) {
     // script -e returns the command's exit status; the pty's output goes to stdout.
@@ -58,24 +58,22 @@ TEST(ProbeExit, TcpDeliveryExitCodesAndProgressLine) {
         tmp / "pty.out", tmp / "pty.err");
   }
 
-  const auto p = plain.wait(60s);
-  ASSERT_TRUE(p.has_value()) << "still running after 60 s: " << plain.command();
-  EXPECT_EQ(exit_code(*p), 0) << describe_status(*p) << "\n" << plain.err();
+  ASSERT_TRUE(plain.wait_ended(60s)) << "still running after 60 s: " << plain.command();
+  EXPECT_EQ(plain.exit_code(), 0) << plain.exit_description() << "\n" << plain.err();
   const std::string plain_err = plain.err();
   EXPECT_EQ(plain_err.find('\r'), std::string::npos) << "progress line without a terminal";
   EXPECT_EQ(plain_err.find("active flows"), std::string::npos) << plain_err;
   EXPECT_EQ(plain.out(), "");
 
-  const auto u = undelivered.wait(60s);
-  ASSERT_TRUE(u.has_value()) << "still running after 60 s: " << undelivered.command();
-  EXPECT_EQ(exit_code(*u), 1) << describe_status(*u) << "\n" << undelivered.err();
+  ASSERT_TRUE(undelivered.wait_ended(60s)) << "still running after 60 s: " << undelivered.command();
+  EXPECT_EQ(undelivered.exit_code(), 1) << undelivered.exit_description() << "\n"
+                                        << undelivered.err();
   EXPECT_NE(undelivered.err().find("not delivered"), std::string::npos) << undelivered.err();
 
   std::uint64_t runs = 1;
   if (on_pty) {
-    const auto s = on_pty->wait(60s);
-    ASSERT_TRUE(s.has_value()) << "still running after 60 s: " << on_pty->command();
-    EXPECT_EQ(exit_code(*s), 0) << describe_status(*s) << "\n" << on_pty->out();
+    ASSERT_TRUE(on_pty->wait_ended(60s)) << "still running after 60 s: " << on_pty->command();
+    EXPECT_EQ(on_pty->exit_code(), 0) << on_pty->exit_description() << "\n" << on_pty->out();
     const std::string shown = on_pty->out();
     const std::string final_line = "\r" + std::to_string(truth.all.packets) +
                                    " packets 100.0%  0 active flows  " +
@@ -84,9 +82,9 @@ TEST(ProbeExit, TcpDeliveryExitCodesAndProgressLine) {
     ++runs;
   }
   std::this_thread::sleep_for(300ms);  // the collector's 100 ms flush
-  const auto [st, clean] = collector.stop(SIGTERM, 10s);
-  EXPECT_TRUE(clean);
-  EXPECT_EQ(exit_code(st), 0) << describe_status(st) << read_text(tmp / "collector.log");
+  EXPECT_TRUE(collector.stop(SIGTERM, 10s));
+  EXPECT_EQ(collector.exit_code(), 0)
+      << collector.exit_description() << slurp_file(tmp / "collector.log");
   const Totals got = json_totals(dir);
   EXPECT_EQ(got.packets, runs * truth.all.packets);
   EXPECT_EQ(got.bytes, runs * truth.all.bytes);

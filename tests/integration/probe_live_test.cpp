@@ -30,28 +30,28 @@ class ProbeLive : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root for network namespaces and raw sockets";
-    if (!run_command("ip -V").ok()) GTEST_SKIP() << "iproute2 (ip) not found";
-    if (!run_command("tcpreplay -V").ok()) GTEST_SKIP() << "tcpreplay not found";
-    if (!have_tool("tshark")) GTEST_SKIP() << "tshark not found";
+    if (!run_shell("ip -V").ok()) GTEST_SKIP() << "iproute2 (ip) not found";
+    if (!run_shell("tcpreplay -V").ok()) GTEST_SKIP() << "tcpreplay not found";
+    if (!have_command("tshark")) GTEST_SKIP() << "tshark not found";
     ASSERT_FALSE(tmp_.path().empty());
     const std::string pid = std::to_string(::getpid());
     ns_a_ = "flowsec_plive_" + pid + "_a";
     ns_b_ = "flowsec_plive_" + pid + "_b";
     veth_a_ = "fsp" + pid + "a";
     veth_b_ = "fsp" + pid + "b";
-    auto made = run_command("ip netns add " + ns_a_);
-    if (!made.ok()) GTEST_SKIP() << "cannot create a network namespace: " << made.output;
+    auto made = run_shell("ip netns add " + ns_a_);
+    if (!made.ok()) GTEST_SKIP() << "cannot create a network namespace: " << made.out;
     created_a_ = true;
-    made = run_command("ip netns add " + ns_b_);
-    if (!made.ok()) GTEST_SKIP() << "cannot create a network namespace: " << made.output;
+    made = run_shell("ip netns add " + ns_b_);
+    if (!made.ok()) GTEST_SKIP() << "cannot create a network namespace: " << made.out;
     created_b_ = true;
     for (const auto& ns : {ns_a_, ns_b_}) {
       // No IPv6 (no router solicitations or DAD on the wire): the probe sees only the
       // replayed packets.
-      const auto r = run_command("ip netns exec " + ns +
-                                 " sysctl -qw net.ipv6.conf.all.disable_ipv6=1"
-                                 " net.ipv6.conf.default.disable_ipv6=1");
-      ASSERT_TRUE(r.ok()) << r.output;
+      const auto r = run_shell("ip netns exec " + ns +
+                               " sysctl -qw net.ipv6.conf.all.disable_ipv6=1"
+                               " net.ipv6.conf.default.disable_ipv6=1");
+      ASSERT_TRUE(r.ok()) << r.out;
     }
     const std::string steps[] = {
         "ip -n " + ns_a_ + " link add " + veth_a_ + " type veth peer name " + veth_b_ + " netns " +
@@ -61,8 +61,8 @@ class ProbeLive : public ::testing::Test {
         "ip -n " + ns_b_ + " link set lo up",
     };
     for (const auto& step : steps) {
-      const auto r = run_command(step);
-      ASSERT_TRUE(r.ok()) << step << ": " << r.output;
+      const auto r = run_shell(step);
+      ASSERT_TRUE(r.ok()) << step << ": " << r.out;
     }
   }
 
@@ -70,8 +70,8 @@ class ProbeLive : public ::testing::Test {
     // Children first (they live in ns_b_), then the namespaces (and with them the veths).
     probe_.reset();
     collector_.reset();
-    if (created_a_) run_command("ip netns del " + ns_a_);
-    if (created_b_) run_command("ip netns del " + ns_b_);
+    if (created_a_) run_shell("ip netns del " + ns_a_);
+    if (created_b_) run_shell("ip netns del " + ns_b_);
   }
 
   std::vector<std::string> in_b(std::vector<std::string> argv) const {
@@ -100,7 +100,7 @@ TEST_F(ProbeLive, ExportedPacketsEqualWhatTcpreplaySent) {
       in_b({flowsec_binary(), "-i", "none", "-n", "none", "-3",
             "udp://127.0.0.1:" + std::to_string(port), "-P", dir, "-D", "j"}),
       "", collector_log);
-  ASSERT_TRUE(wait_bound(*collector_, true, port, 30s)) << read_text(collector_log);
+  ASSERT_TRUE(wait_bound(*collector_, true, port, 30s)) << slurp_file(collector_log);
 
   probe_ = std::make_unique<ChildProcess>(
       in_b({flowsec_binary(), "-i", veth_b_, "-n", "udp://127.0.0.1:" + std::to_string(port)}), "",
@@ -109,37 +109,35 @@ TEST_F(ProbeLive, ExportedPacketsEqualWhatTcpreplaySent) {
   ASSERT_TRUE(wait_for(
       [&] {
         return !probe_->running() ||
-               read_text(probe_log).find("capturing from") != std::string::npos;
+               slurp_file(probe_log).find("capturing from") != std::string::npos;
       },
       30s))
-      << read_text(probe_log);
-  ASSERT_TRUE(probe_->running()) << read_text(probe_log);
+      << slurp_file(probe_log);
+  ASSERT_TRUE(probe_->running()) << slurp_file(probe_log);
 
   const auto replay =
-      run_command("ip netns exec " + ns_a_ + " tcpreplay -q -t -i " + veth_a_ + " " + pcap);
-  ASSERT_TRUE(replay.ok()) << replay.output;
+      run_shell("ip netns exec " + ns_a_ + " tcpreplay -q -t -i " + veth_a_ + " " + pcap);
+  ASSERT_TRUE(replay.ok()) << replay.out;
   std::smatch m;
   static const std::regex kSuccessful(R"(Successful packets:\s+(\d+))");
-  ASSERT_TRUE(std::regex_search(replay.output, m, kSuccessful)) << replay.output;
+  ASSERT_TRUE(std::regex_search(replay.out, m, kSuccessful)) << replay.out;
   const std::uint64_t sent = std::stoull(m[1]);
-  EXPECT_EQ(sent, truth.all.packets) << replay.output;
+  EXPECT_EQ(sent, truth.all.packets) << replay.out;
 
   // Let the ring hand over the last block (block timeout), then stop the probe.
   std::this_thread::sleep_for(1500ms);
-  const auto [probe_status, probe_clean] = probe_->stop(SIGTERM, 20s);
-  EXPECT_TRUE(probe_clean) << "probe ignored SIGTERM\n" << read_text(probe_log);
-  EXPECT_EQ(exit_code(probe_status), 0) << describe_status(probe_status) << "\n"
-                                        << read_text(probe_log);
+  EXPECT_TRUE(probe_->stop(SIGTERM, 20s)) << "probe ignored SIGTERM\n" << slurp_file(probe_log);
+  EXPECT_EQ(probe_->exit_code(), 0) << probe_->exit_description() << "\n" << slurp_file(probe_log);
   std::this_thread::sleep_for(300ms);  // the collector's 100 ms flush
-  const auto [coll_status, coll_clean] = collector_->stop(SIGTERM, 10s);
-  EXPECT_TRUE(coll_clean);
-  EXPECT_EQ(exit_code(coll_status), 0) << describe_status(coll_status) << read_text(collector_log);
+  EXPECT_TRUE(collector_->stop(SIGTERM, 10s));
+  EXPECT_EQ(collector_->exit_code(), 0)
+      << collector_->exit_description() << slurp_file(collector_log);
 
   const Totals got = json_totals(dir);
-  EXPECT_EQ(got.packets, sent) << read_text(probe_log);
+  EXPECT_EQ(got.packets, sent) << slurp_file(probe_log);
   EXPECT_EQ(got.bytes, truth.all.bytes);
-  const auto said = probe_log_totals(read_text(probe_log));
-  ASSERT_TRUE(said.has_value()) << read_text(probe_log);
+  const auto said = probe_log_totals(slurp_file(probe_log));
+  ASSERT_TRUE(said.has_value()) << slurp_file(probe_log);
   EXPECT_EQ(said->packets, sent);
   EXPECT_EQ(said->bytes, truth.all.bytes);
 }

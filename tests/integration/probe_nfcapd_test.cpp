@@ -48,7 +48,7 @@ class ProbeNfcapd : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
     for (const char* tool : {"nfcapd", "nfdump", "tshark"}) {
-      if (!have_tool(tool))
+      if (!have_command(tool))
         GTEST_SKIP() << tool << " is not installed (apt-get install nfdump tshark)";
     }
   }
@@ -95,22 +95,22 @@ TEST_P(ProbeNfcapd, NfdumpTotalsEqualTheCaptureAndFlowsecsOwn) {
         "", r.log);
   }
   for (auto& r : runs) {
-    const auto st = r.flowsec->wait(60s);
-    ASSERT_TRUE(st.has_value()) << r.flowsec->command() << " still running after 60 s\n"
-                                << read_text(r.log);
-    EXPECT_EQ(exit_code(*st), 0) << r.flowsec->command() << ": " << describe_status(*st) << "\n"
-                                 << read_text(r.log);
+    ASSERT_TRUE(r.flowsec->wait_ended(60s)) << r.flowsec->command() << " still running after 60 s\n"
+                                            << slurp_file(r.log);
+    EXPECT_EQ(r.flowsec->exit_code(), 0)
+        << r.flowsec->command() << ": " << r.flowsec->exit_description() << "\n"
+        << slurp_file(r.log);
   }
   for (auto& r : runs) {
     // SIGTERM makes nfcapd write out and close its file (PEERS.md).
-    const auto [st, clean] = r.nfcapd->stop(SIGTERM, 10s);
-    EXPECT_TRUE(clean) << "nfcapd ignored SIGTERM";
-    EXPECT_EQ(exit_code(st), 0) << "nfcapd: " << describe_status(st) << r.nfcapd->err();
+    EXPECT_TRUE(r.nfcapd->stop(SIGTERM, 10s)) << "nfcapd ignored SIGTERM";
+    EXPECT_EQ(r.nfcapd->exit_code(), 0)
+        << "nfcapd: " << r.nfcapd->exit_description() << r.nfcapd->err();
   }
 
   for (const auto& r : runs) {
     SCOPED_TRACE(r.pcap + " -V " + std::to_string(version));
-    const std::string log = read_text(r.log);
+    const std::string log = slurp_file(r.log);
     std::string raw;
     const auto nf = nfdump_totals(r.nf_dir, &raw);
     ASSERT_TRUE(nf.has_value()) << "nfdump -R " << r.nf_dir << " -I:\n" << raw;

@@ -35,12 +35,12 @@ namespace {
 // Ethernet padding per capture: frame.len − 14 − IP bytes, summed (these captures have
 // no VLAN tags; every frame is IP).
 std::optional<std::uint64_t> ethernet_padding(const std::string& pcap) {
-  const auto r = run_command("tshark -r " + shell_quote(pcap) +
-                             " -T fields -E occurrence=f -e frame.len -e ip.len -e ipv6.plen"
-                             " -e vlan.id 2>/dev/null");
+  const auto r = run_shell("tshark -r " + shell_quote(pcap) +
+                           " -T fields -E occurrence=f -e frame.len -e ip.len -e ipv6.plen"
+                           " -e vlan.id 2>/dev/null");
   if (!r.ok()) return std::nullopt;
   std::uint64_t padding = 0;
-  std::istringstream in(r.output);
+  std::istringstream in(r.out);
   std::string line;
   while (std::getline(in, line)) {
     const auto f = split(line, '\t');
@@ -53,7 +53,7 @@ std::optional<std::uint64_t> ethernet_padding(const std::string& pcap) {
 
 TEST(ProbeSoftflowd, SamePacketsBytesAndRecordsAsSoftflowd) {
   for (const char* tool : {"softflowd", "nfcapd", "nfdump", "tshark"}) {
-    if (!have_tool(tool)) GTEST_SKIP() << tool << " is not installed";
+    if (!have_command(tool)) GTEST_SKIP() << tool << " is not installed";
   }
   TempDir tmp("probe-softflowd");
   ASSERT_FALSE(tmp.path().empty());
@@ -101,15 +101,15 @@ TEST(ProbeSoftflowd, SamePacketsBytesAndRecordsAsSoftflowd) {
     ++n;
   }
   for (auto& r : runs) {
-    const auto sf = r.softflowd->wait(30s);
-    ASSERT_TRUE(sf.has_value()) << "softflowd -r " << r.pcap << " did not finish in 30 s";
-    EXPECT_EQ(exit_code(*sf), 0) << describe_status(*sf);
-    const auto fs = r.flowsec->wait(60s);
-    ASSERT_TRUE(fs.has_value()) << r.flowsec->command() << " did not finish in 60 s";
-    EXPECT_EQ(exit_code(*fs), 0) << describe_status(*fs) << "\n" << read_text(r.fs_log);
+    ASSERT_TRUE(r.softflowd->wait_ended(30s))
+        << "softflowd -r " << r.pcap << " did not finish in 30 s";
+    EXPECT_EQ(r.softflowd->exit_code(), 0) << r.softflowd->exit_description();
+    ASSERT_TRUE(r.flowsec->wait_ended(60s)) << r.flowsec->command() << " did not finish in 60 s";
+    EXPECT_EQ(r.flowsec->exit_code(), 0) << r.flowsec->exit_description() << "\n"
+                                         << slurp_file(r.fs_log);
     for (auto& c : r.nfcapd) {
-      const auto [st, clean] = c->stop(SIGTERM, 10s);
-      EXPECT_TRUE(clean && exit_code(st) == 0) << "nfcapd: " << describe_status(st);
+      const bool clean = c->stop(SIGTERM, 10s);
+      EXPECT_TRUE(clean && c->exit_code() == 0) << "nfcapd: " << c->exit_description();
     }
   }
   for (const auto& r : runs) {
@@ -130,14 +130,14 @@ TEST(ProbeSoftflowd, SamePacketsBytesAndRecordsAsSoftflowd) {
     EXPECT_EQ(sf->records, r.truth.directions.size()) << raw_sf;
     EXPECT_EQ(fs->records, sf->records);
     // Flows: softflowd's "Flows exported: N (M records)" and flowsec's log line.
-    const std::string sf_text = read_text(r.sf_out) + read_text(r.sf_out + ".err");
+    const std::string sf_text = slurp_file(r.sf_out) + slurp_file(r.sf_out + ".err");
     std::smatch m;
     static const std::regex kSf(R"(Flows exported: (\d+) \((\d+) records\))");
     ASSERT_TRUE(std::regex_search(sf_text, m, kSf)) << sf_text;
     EXPECT_EQ(std::stoull(m[1]), connection_count(r.truth)) << sf_text;
     EXPECT_EQ(std::stoull(m[2]), sf->records) << sf_text;
-    const auto logged = probe_log_totals(read_text(r.fs_log));
-    ASSERT_TRUE(logged.has_value()) << read_text(r.fs_log);
+    const auto logged = probe_log_totals(slurp_file(r.fs_log));
+    ASSERT_TRUE(logged.has_value()) << slurp_file(r.fs_log);
     EXPECT_EQ(logged->records, connection_count(r.truth));
   }
   // The one capture with padding shows the difference (guards the explanation above).

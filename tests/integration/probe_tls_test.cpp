@@ -35,7 +35,7 @@ class ProbeTls : public ::testing::Test {
       GTEST_SKIP() << "test certificates missing in " FLOWSEC_TEST_CERTS
                       " (run ctest's make_test_certs or scripts/make-test-certs.sh)";
     }
-    if (!have_tool("tshark")) GTEST_SKIP() << "tshark is not installed";
+    if (!have_command("tshark")) GTEST_SKIP() << "tshark is not installed";
     ASSERT_FALSE(tmp_.path().empty());
     truth_ = tshark_truth(data_path(kTrace));
     ASSERT_TRUE(truth_.ok) << truth_.error;
@@ -63,7 +63,13 @@ class ProbeTls : public ::testing::Test {
     return std::make_unique<ChildProcess>(argv, "", tmp_ / (name + ".log"));
   }
 
-  std::string log(const std::string& name) const { return read_text(tmp_ / (name + ".log")); }
+  std::string log(const std::string& name) const { return slurp_file(tmp_ / (name + ".log")); }
+
+  // SIGTERM to the collector `name`: it must exit 0 within 10 s.
+  void stop_collector(ChildProcess& c, const std::string& name) const {
+    EXPECT_TRUE(c.stop(SIGTERM, 10s)) << name;
+    EXPECT_EQ(c.exit_code(), 0) << c.exit_description() << log(name);
+  }
 
   TempDir tmp_{"probe-tls"};
   TsharkTruth truth_;
@@ -83,35 +89,27 @@ TEST_F(ProbeTls, VerifiedRefusedAndInsecure) {
   auto refused = probe("probe-refused", bad_port,
                        {"--tls-ca", cert_path("ca.pem"), "--shutdown-timeout", "2"});
 
-  const auto v = verified->wait(60s);
-  ASSERT_TRUE(v.has_value()) << "probe with a CA-signed collector still running\n"
-                             << log("probe-verified");
-  EXPECT_EQ(exit_code(*v), 0) << describe_status(*v) << "\n" << log("probe-verified");
+  ASSERT_TRUE(verified->wait_ended(60s)) << "probe with a CA-signed collector still running\n"
+                                         << log("probe-verified");
+  EXPECT_EQ(verified->exit_code(), 0) << verified->exit_description() << "\n"
+                                      << log("probe-verified");
 
-  const auto r = refused->wait(60s);
-  ASSERT_TRUE(r.has_value()) << "probe facing a self-signed certificate did not give up\n"
-                             << log("probe-refused");
+  ASSERT_TRUE(refused->wait_ended(60s))
+      << "probe facing a self-signed certificate did not give up\n"
+      << log("probe-refused");
   const auto refused_took = Clock::now() - refused_started;
   const std::string refused_log = log("probe-refused");
-  EXPECT_EQ(exit_code(*r), 1) << describe_status(*r) << "\n" << refused_log;
+  EXPECT_EQ(refused->exit_code(), 1) << refused->exit_description() << "\n" << refused_log;
   EXPECT_NE(refused_log.find("self-signed"), std::string::npos) << refused_log;
   EXPECT_NE(refused_log.find("not delivered"), std::string::npos) << refused_log;
   // The shutdown timeout (2 s) bounds the wait; start-up under sanitizers takes a few s.
   EXPECT_LT(refused_took, 30s);
   // Give the refused collector a moment: anything delivered would be written by now.
   std::this_thread::sleep_for(300ms);
-  {
-    const auto [st, clean] = bad->stop(SIGTERM, 10s);
-    EXPECT_TRUE(clean);
-    EXPECT_EQ(exit_code(st), 0) << describe_status(st) << log("collector-self");
-  }
+  stop_collector(*bad, "collector-self");
   EXPECT_EQ(json_totals(bad_dir).records, 0u) << "a refused exporter delivered records";
 
-  {
-    const auto [st, clean] = good->stop(SIGTERM, 10s);
-    EXPECT_TRUE(clean);
-    EXPECT_EQ(exit_code(st), 0) << describe_status(st) << log("collector-ca");
-  }
+  stop_collector(*good, "collector-ca");
   const Totals got = json_totals(good_dir);
   EXPECT_EQ(got.packets, truth_.all.packets);
   EXPECT_EQ(got.bytes, truth_.all.bytes);
@@ -127,16 +125,12 @@ TEST_F(ProbeTls, VerifiedRefusedAndInsecure) {
   auto again = collector("collector-self2", "self-signed", again_port, again_dir);
   ASSERT_TRUE(wait_bound(*again, false, again_port, 30s)) << log("collector-self2");
   auto insecure = probe("probe-insecure", again_port, {"--tls-insecure"});
-  const auto i = insecure->wait(60s);
-  ASSERT_TRUE(i.has_value()) << log("probe-insecure");
-  EXPECT_EQ(exit_code(*i), 0) << describe_status(*i) << "\n" << log("probe-insecure");
+  ASSERT_TRUE(insecure->wait_ended(60s)) << log("probe-insecure");
+  EXPECT_EQ(insecure->exit_code(), 0) << insecure->exit_description() << "\n"
+                                      << log("probe-insecure");
   EXPECT_NE(log("probe-insecure").find("--tls-insecure"), std::string::npos)
       << "no start-up warning";
-  {
-    const auto [st, clean] = again->stop(SIGTERM, 10s);
-    EXPECT_TRUE(clean);
-    EXPECT_EQ(exit_code(st), 0) << describe_status(st) << log("collector-self2");
-  }
+  stop_collector(*again, "collector-self2");
   const Totals insecure_got = json_totals(again_dir);
   EXPECT_EQ(insecure_got.packets, truth_.all.packets);
   EXPECT_EQ(insecure_got.bytes, truth_.all.bytes);

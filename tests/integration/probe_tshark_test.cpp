@@ -16,10 +16,7 @@
 // CLIENT_NW_LATENCY_MS, SERVER_NW_LATENCY_MS over IPFIX, whose values are checked against
 // nDPI's published result and the handshake times tshark reads from the capture.
 // Peer: tshark; the test skips with a printed reason without it.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <sys/socket.h>
 
 #include <cmath>
 #include <future>
@@ -35,50 +32,6 @@
 
 namespace flowsec::test::probe {
 namespace {
-
-// A UDP socket on 127.0.0.1 that keeps every datagram flowsec sends it.
-class UdpReceiver {
- public:
-  UdpReceiver() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
-    if (fd_ < 0) return;
-    int size = 16 << 20;
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);  // root
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-      port_ = ntohs(a.sin_port);
-    }
-  }
-  ~UdpReceiver() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  UdpReceiver(const UdpReceiver&) = delete;
-  UdpReceiver& operator=(const UdpReceiver&) = delete;
-  std::uint16_t port() const { return port_; }
-
-  // Everything queued now, then whatever arrives until `quiet` passes with nothing.
-  std::vector<std::vector<std::byte>> drain(std::chrono::milliseconds quiet = 300ms) {
-    std::vector<std::vector<std::byte>> out;
-    std::vector<std::byte> buf(65536);
-    for (;;) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(quiet.count())) <= 0) break;
-      const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
-      if (n < 0) break;
-      out.emplace_back(buf.begin(), buf.begin() + n);
-    }
-    return out;
-  }
-
- private:
-  int fd_ = -1;
-  std::uint16_t port_ = 0;
-};
 
 // One flow record as tshark -V prints it ("Flow N" and the lines indented below it).
 struct TsharkRecord {
@@ -164,7 +117,7 @@ struct Export {
 class ProbeTshark : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!have_tool("tshark")) GTEST_SKIP() << "tshark is not installed (apt-get install tshark)";
+    if (!have_command("tshark")) GTEST_SKIP() << "tshark is not installed (apt-get install tshark)";
     ASSERT_FALSE(tmp_.path().empty());
   }
 
@@ -174,7 +127,7 @@ class ProbeTshark : public ::testing::Test {
       Export& e = exports[i];
       e.truth = truth_of(e.pcap);
       ASSERT_TRUE(e.truth.ok) << e.pcap << ": " << e.truth.error;
-      e.rx = std::make_unique<UdpReceiver>();
+      e.rx = std::make_unique<UdpReceiver>(16 << 20, true);  // 16 MiB, root may exceed rmem_max
       ASSERT_NE(e.rx->port(), 0);
       e.log = tmp_ / ("flowsec" + std::to_string(i) + ".log");
       std::vector<std::string> argv{flowsec_binary(), "-i", e.pcap, "-n",
@@ -185,13 +138,14 @@ class ProbeTshark : public ::testing::Test {
     std::vector<std::future<CommandResult>> dissections;
     for (std::size_t i = 0; i < exports.size(); ++i) {
       Export& e = exports[i];
-      const auto st = e.flowsec->wait(60s);
-      ASSERT_TRUE(st.has_value()) << e.flowsec->command() << ": still running after 60 s";
-      EXPECT_EQ(exit_code(*st), 0) << e.flowsec->command() << ": " << describe_status(*st) << "\n"
-                                   << read_text(e.log);
+      ASSERT_TRUE(e.flowsec->wait_ended(60s))
+          << e.flowsec->command() << ": still running after 60 s";
+      EXPECT_EQ(e.flowsec->exit_code(), 0)
+          << e.flowsec->command() << ": " << e.flowsec->exit_description() << "\n"
+          << slurp_file(e.log);
       const auto datagrams = e.rx->drain();
       e.datagrams = datagrams.size();
-      ASSERT_GT(e.datagrams, 0u) << e.flowsec->command() << " sent nothing\n" << read_text(e.log);
+      ASSERT_GT(e.datagrams, 0u) << e.flowsec->command() << " sent nothing\n" << slurp_file(e.log);
       const std::string out = tmp_ / ("export" + std::to_string(i) + ".pcap");
       {
         PcapWriter w(out);
@@ -199,21 +153,21 @@ class ProbeTshark : public ::testing::Test {
       }
       const std::string decode = " -d udp.port==" + std::to_string(e.rx->port()) + ",cflow";
       dissections.push_back(std::async(std::launch::async, [out, decode] {
-        return run_command("tshark -r " + shell_quote(out) + decode + " -V 2>/dev/null");
+        return run_shell("tshark -r " + shell_quote(out) + decode + " -V 2>/dev/null");
       }));
       dissections.push_back(std::async(std::launch::async, [out, decode] {
-        return run_command("tshark -r " + shell_quote(out) + decode + " -q -z expert 2>/dev/null");
+        return run_shell("tshark -r " + shell_quote(out) + decode + " -q -z expert 2>/dev/null");
       }));
     }
     // tshark runs in parallel (its start-up dominates); then the results, in order.
     for (std::size_t i = 0; i < exports.size(); ++i) {
       Export& e = exports[i];
       const auto v = dissections[2 * i].get();
-      ASSERT_TRUE(v.ok()) << v.output;
-      e.dissected = v.output;
+      ASSERT_TRUE(v.ok()) << v.out;
+      e.dissected = v.out;
       const auto x = dissections[2 * i + 1].get();
-      ASSERT_TRUE(x.ok()) << x.output;
-      e.expert = x.output;
+      ASSERT_TRUE(x.ok()) << x.out;
+      e.expert = x.out;
       e.records = parse_records(e.dissected);
       for (const auto& r : e.records) {
         if (!r.get("SrcPort").empty()) e.flows.push_back(r);
@@ -381,11 +335,11 @@ TEST_F(ProbeTshark, NtopEnterpriseFieldsOverIpfix) {
     expect_clean(e, 10);
     expect_directions(e, true);
     // The handshake, as tshark reads it from the input.
-    const auto hs = run_command("tshark -r " + shell_quote(e.pcap) +
-                                " -c 3 -T fields -e frame.time_epoch -e tcp.flags.syn"
-                                " -e tcp.flags.ack 2>/dev/null");
-    ASSERT_TRUE(hs.ok()) << hs.output;
-    std::istringstream in(hs.output);
+    const auto hs = run_shell("tshark -r " + shell_quote(e.pcap) +
+                              " -c 3 -T fields -e frame.time_epoch -e tcp.flags.syn"
+                              " -e tcp.flags.ack 2>/dev/null");
+    ASSERT_TRUE(hs.ok()) << hs.out;
+    std::istringstream in(hs.out);
     std::vector<std::int64_t> us;
     std::string line;
     while (std::getline(in, line)) {
@@ -395,7 +349,7 @@ TEST_F(ProbeTshark, NtopEnterpriseFieldsOverIpfix) {
       us.push_back(std::stoll(f[0].substr(0, dot)) * 1'000'000 +
                    std::stoll(f[0].substr(dot + 1, 6)));
     }
-    ASSERT_EQ(us.size(), 3u) << hs.output;
+    ASSERT_EQ(us.size(), 3u) << hs.out;
     const std::uint64_t client_ms = static_cast<std::uint64_t>((us[2] - us[1]) / 2 / 1000);
     const std::uint64_t server_ms = static_cast<std::uint64_t>((us[1] - us[0]) / 2 / 1000);
     ASSERT_EQ(e.flows.size(), 1u) << e.dissected;

@@ -1,18 +1,25 @@
-// Test support (header-only, flowsec::test): the real flowsec binary as a child
-// process, and the small tools the process-level integration tests need around it.
+// Test support (header-only, flowsec::test): the generic helpers every process-level
+// integration test uses; test-family headers (probe_process.hpp, ...) build on this one.
+// Contract: children are only ever signalled by their own PID (never a group, never by
+// name), every wait is bounded, temp dirs are removed, expected values are never taken
+// from flowsec itself.
 //
-//  - FlowsecProcess: posix_spawn of FLOWSEC_BINARY (or any program) with stdout and
-//    stderr to files; keeps the PID, stops it with SIGTERM to that PID only, reports
-//    its exit code; the destructor SIGKILLs it (that PID only) if a test bailed out.
-//    listen_ports() reads the ports flowsec logs for its -3 listeners ("listening on
-//    URL (port N)"), so tests can pass port 0 and never race for a port.
-//  - run_command(): runs a peer (softflowd, nfdump, tshark, ...) to completion with a
-//    time limit, its output captured.
+//  - ChildProcess: posix_spawnp of any program with stdout and stderr to files ("" =
+//    /dev/null); keeps the PID, signals only that PID, bounded waits (wait_ended,
+//    wait_exit, terminate, stop); the destructor SIGKILLs it (that PID only) if a test
+//    bailed out. FlowsecProcess: FLOWSEC_BINARY likewise; listen_ports() reads the ports
+//    flowsec logs for its -3 listeners ("listening on URL (port N)").
+//  - run_command() (argv) / run_shell() (sh -c, stdout and stderr together): a peer
+//    (softflowd, nfdump, tshark, ...) run to completion with a time limit, output captured.
+//  - TempDir, free_udp_port() / free_tcp_port(), wait_for(), have_command(), slurp_file(),
+//    data_path() / cert_path() / flowsec_binary().
 //  - http_get() / metric_sum(): read --metrics and sum the samples of a family whose
 //    labels include the given ones (Prometheus text format).
 //  - json_records(): the records of every finished JSON-lines file under a -P dir
 //    (flat objects: string, number and boolean values, kept as text).
-//  - UdpSender, udp_bound(), udp_drained(): send datagrams; watch /proc/net/udp{,6}.
+//  - Totals and nfdump_totals() / parse_nfdump_info(): `nfdump -R DIR -I` totals.
+//  - UdpSender, UdpReceiver, udp_rx_queue(), udp_bound(), proc_net_socket(): send and
+//    receive datagrams; watch /proc/net/{udp,tcp}{,6} (or another PID's namespace).
 #pragma once
 
 #include <arpa/inet.h>
@@ -26,6 +33,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -34,6 +42,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <optional>
@@ -59,16 +68,29 @@ inline bool have_command(const std::string& command) {
   return std::system(("command -v " + command + " >/dev/null 2>&1").c_str()) == 0;
 }
 
+inline std::string flowsec_binary() {
+  return FLOWSEC_BINARY;
+}
+// A file under tests/data, and a certificate made by make_test_certs.
+inline std::string data_path(const std::string& rel) {
+  return std::string(FLOWSEC_TEST_DATA) + "/" + rel;
+}
+inline std::string cert_path(const std::string& name) {
+  return std::string(FLOWSEC_TEST_CERTS) + "/" + name;
+}
+
+// `dir`/`stem`-PID-N: a name no other call (any thread) or test process uses.
+inline std::string unique_path(const std::string& dir, const std::string& stem) {
+  static std::atomic<int> counter{0};
+  return dir + "/" + stem + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+}
+
 // A fresh directory under the system temp dir, removed with everything in it on
 // destruction.
 class TempDir {
  public:
-  explicit TempDir(const std::string& tag) {
-    static int counter = 0;
-    path_ =
-        (std::filesystem::temp_directory_path() /
-         ("flowsec-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter)))
-            .string();
+  explicit TempDir(const std::string& tag)
+      : path_(unique_path(std::filesystem::temp_directory_path().string(), "flowsec-" + tag)) {
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }
@@ -80,28 +102,46 @@ class TempDir {
   TempDir& operator=(const TempDir&) = delete;
   [[nodiscard]] const std::string& path() const { return path_; }
   [[nodiscard]] std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+  // <path>/<name>, created.
+  [[nodiscard]] std::string subdir(const std::string& name) const {
+    const std::string p = *this / name;
+    std::filesystem::create_directories(p);
+    return p;
+  }
 
  private:
   std::string path_;
 };
 
+// Polls pred() every 10 ms until it holds (true) or `limit` passes (false).
+inline bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
 // A child process started with posix_spawnp; stdin from /dev/null (or a file),
-// stdout and stderr to files (the same file if the paths are equal).
+// stdout and stderr to files (the same file if the paths are equal; "" = /dev/null).
 class ChildProcess {
  public:
-  ChildProcess(const std::vector<std::string>& argv, const std::string& stdout_path,
+  ChildProcess(std::vector<std::string> argv, const std::string& stdout_path,
                const std::string& stderr_path, const std::string& stdin_path = "/dev/null")
-      : stdout_path_(stdout_path), stderr_path_(stderr_path) {
+      : argv_(std::move(argv)), stdout_path_(stdout_path), stderr_path_(stderr_path) {
+    const std::string out = stdout_path.empty() ? "/dev/null" : stdout_path;
+    const std::string err = stderr_path.empty() ? "/dev/null" : stderr_path;
     posix_spawn_file_actions_t actions;
     ::posix_spawn_file_actions_init(&actions);
     ::posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
-    ::posix_spawn_file_actions_addopen(&actions, 1, stdout_path.c_str(),
-                                       O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                       0644);
     if (stderr_path == stdout_path) {
       ::posix_spawn_file_actions_adddup2(&actions, 1, 2);
     } else {
-      ::posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(),
-                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                         0644);
     }
     // The child gets default signal handling (the test runner may block or ignore some).
     posix_spawnattr_t attr;
@@ -114,7 +154,7 @@ class ChildProcess {
     ::posix_spawnattr_setsigdefault(&attr, &all);
     ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : argv_) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     const int rc = ::posix_spawnp(&pid_, args[0], &actions, &attr, args.data(), environ);
     if (rc != 0) {
@@ -131,6 +171,12 @@ class ChildProcess {
   [[nodiscard]] pid_t pid() const { return pid_; }
   [[nodiscard]] bool started() const { return pid_ > 0 || reaped_; }
   [[nodiscard]] const std::string& spawn_error() const { return spawn_error_; }
+  // The command line, for failure messages.
+  [[nodiscard]] std::string command() const {
+    std::string c;
+    for (const auto& a : argv_) c += (c.empty() ? "" : " ") + a;
+    return c;
+  }
 
   // True while the process has not exited (reaps it when it has).
   bool running() {
@@ -146,27 +192,47 @@ class ChildProcess {
     return r == 0;
   }
 
-  // Waits up to `limit` for the process to exit by itself; its exit code, or
-  // nullopt if it is still running or died of a signal (exit_description() says which).
-  std::optional<int> wait_exit(std::chrono::milliseconds limit) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (running()) {
-      if (std::chrono::steady_clock::now() >= until) return std::nullopt;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+  // Waits up to `limit` for the process to end by itself (exit or signal); true if it has
+  // (exit_code() and exit_description() then say how), false if it is still running or
+  // never started.
+  bool wait_ended(std::chrono::milliseconds limit) {
+    wait_for([&] { return !running(); }, limit);
+    return reaped_;
+  }
+  // Its exit code once it has exited normally; nullopt while running or if a signal
+  // ended it.
+  [[nodiscard]] std::optional<int> exit_code() const {
     if (reaped_ && WIFEXITED(status_)) return WEXITSTATUS(status_);
     return std::nullopt;
   }
 
+  // Waits up to `limit` for the process to exit by itself; its exit code, or
+  // nullopt if it is still running or died of a signal (exit_description() says which).
+  std::optional<int> wait_exit(std::chrono::milliseconds limit) {
+    wait_ended(limit);
+    return exit_code();
+  }
+
+  // `sig` to this process (by its PID); false if it is not running.
+  bool signal(int sig) { return running() && ::kill(pid_, sig) == 0; }
+
   // SIGTERM to this process (by its PID) and wait up to `limit` for it to exit.
   std::optional<int> terminate(std::chrono::milliseconds limit = std::chrono::seconds(20)) {
-    if (pid_ > 0) ::kill(pid_, SIGTERM);
+    signal(SIGTERM);
     return wait_exit(limit);
   }
   // SIGINT likewise (nfacctd-like peers that ignore SIGTERM).
   std::optional<int> interrupt(std::chrono::milliseconds limit = std::chrono::seconds(20)) {
-    if (pid_ > 0) ::kill(pid_, SIGINT);
+    signal(SIGINT);
     return wait_exit(limit);
+  }
+  // `sig` and up to `grace` to end; then SIGKILL (this PID) and reap. True if it ended
+  // without the SIGKILL (exit_code()/exit_description() say how).
+  bool stop(int sig = SIGTERM, std::chrono::milliseconds grace = std::chrono::seconds(10)) {
+    signal(sig);
+    if (wait_ended(grace)) return true;
+    kill_now();
+    return false;
   }
 
   [[nodiscard]] std::string exit_description() const {
@@ -190,6 +256,7 @@ class ChildProcess {
   }
 
  private:
+  std::vector<std::string> argv_;
   pid_t pid_ = -1;
   int status_ = 0;
   bool reaped_ = false;
@@ -198,29 +265,51 @@ class ChildProcess {
   std::string stderr_path_;
 };
 
-// Runs a command to completion (at most `limit`, then SIGKILL to its PID); its exit
-// code (nullopt on timeout or signal) and its standard output.
+// A command run to completion (at most its limit, then SIGKILL to its PID): its exit
+// code (nullopt on timeout or signal) and its output.
 struct CommandResult {
   std::optional<int> exit_code;
   std::string out;
   std::string err;
+  [[nodiscard]] bool ok() const { return exit_code == 0; }
 };
-inline CommandResult run_command(const std::vector<std::string>& argv, const std::string& work_dir,
-                                 std::chrono::milliseconds limit = std::chrono::seconds(30),
-                                 const std::string& stdin_path = "/dev/null") {
-  static int counter = 0;
-  const std::string base = work_dir + "/cmd" + std::to_string(++counter);
+inline CommandResult run_captured(const std::vector<std::string>& argv, const std::string& base,
+                                  bool merged, std::chrono::milliseconds limit,
+                                  const std::string& stdin_path) {
+  const std::string out_path = base + ".out";
+  const std::string err_path = merged ? out_path : base + ".err";
   CommandResult r;
   {
-    ChildProcess child(argv, base + ".out", base + ".err", stdin_path);
+    ChildProcess child(argv, out_path, err_path, stdin_path);
     r.exit_code = child.wait_exit(limit);
     child.kill_now();
   }
-  r.out = slurp_file(base + ".out");
-  r.err = slurp_file(base + ".err");
-  std::filesystem::remove(base + ".out");
-  std::filesystem::remove(base + ".err");
+  r.out = slurp_file(out_path);
+  std::filesystem::remove(out_path);
+  if (!merged) {
+    r.err = slurp_file(err_path);
+    std::filesystem::remove(err_path);
+  }
   return r;
+}
+// argv (no shell); stdout in .out, stderr in .err; scratch files in `work_dir`.
+inline CommandResult run_command(const std::vector<std::string>& argv, const std::string& work_dir,
+                                 std::chrono::milliseconds limit = std::chrono::seconds(30),
+                                 const std::string& stdin_path = "/dev/null") {
+  return run_captured(argv, unique_path(work_dir, "cmd"), false, limit, stdin_path);
+}
+
+inline std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+// `sh -c command`; stdout and stderr together in .out (quote arguments with shell_quote()).
+inline CommandResult run_shell(const std::string& command,
+                               std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+  return run_captured({"sh", "-c", command},
+                      unique_path(std::filesystem::temp_directory_path().string(), "flowsec-sh"),
+                      true, limit, "/dev/null");
 }
 
 // flowsec itself: FLOWSEC_BINARY with `args`; stderr (its log) to <dir>/<tag>.log,
@@ -528,12 +617,14 @@ class UdpSender {
 // A UDP socket bound to 127.0.0.1 (ephemeral port) that records what arrives: stands
 // in for a collector so a real exporter's datagrams can be replayed identically to
 // several collectors (and so the exporter never sees ICMP port-unreachable).
+// `rcvbuf`: the receive buffer asked for; `force`: also SO_RCVBUFFORCE first (root may
+// exceed net.core.rmem_max).
 class UdpReceiver {
  public:
-  UdpReceiver() {
+  explicit UdpReceiver(int rcvbuf = 8 << 20, bool force = false) {
     fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    int big = 8 << 20;
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    if (force) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -551,7 +642,8 @@ class UdpReceiver {
   [[nodiscard]] std::uint16_t port() const { return port_; }
 
   // Every datagram that arrives until none has come for `idle`.
-  std::vector<std::vector<std::byte>> drain(std::chrono::milliseconds idle) const {
+  std::vector<std::vector<std::byte>> drain(
+      std::chrono::milliseconds idle = std::chrono::milliseconds(300)) const {
     std::vector<std::vector<std::byte>> out;
     std::vector<std::byte> buf(65536);
     while (true) {
@@ -569,35 +661,52 @@ class UdpReceiver {
   std::uint16_t port_ = 0;
 };
 
-// The rx_queue of the UDP socket bound to local `port` (/proc/net/udp{,6}); nullopt if
-// no socket is bound to it.
-inline std::optional<std::uint64_t> udp_rx_queue(std::uint16_t port) {
+// The row of /proc/<net_dir>/{udp,udp6} (or {tcp,tcp6}) for local `port`, optionally only
+// in `state` (UDP bound: "07", TCP listening: "0A"): its state and rx_queue; nullopt if
+// there is none. `net_dir` "/proc/PID/net" reads that process's network namespace.
+struct ProcSocket {
+  std::string state;
+  std::uint64_t rx_queue = 0;
+};
+inline std::optional<ProcSocket> proc_net_socket(const std::string& net_dir, bool udp,
+                                                 std::uint16_t port,
+                                                 const std::string& state = "") {
   char hex[8];
   std::snprintf(hex, sizeof hex, ":%04X", port);
-  for (const char* f : {"/proc/net/udp", "/proc/net/udp6"}) {
-    std::ifstream in(f);
+  for (const std::string f : {udp ? "udp" : "tcp", udp ? "udp6" : "tcp6"}) {
+    std::ifstream in(net_dir + "/" + f);
     std::string line;
     std::getline(in, line);  // header
     while (std::getline(in, line)) {
       std::istringstream ls(line);
-      std::string sl, local, remote, state, queues;
-      ls >> sl >> local >> remote >> state >> queues;  // queues: tx:rx in hex
-      if (local.size() > 5 && local.substr(local.size() - 5) == hex) {
+      std::string sl, local, remote, st, queues;
+      ls >> sl >> local >> remote >> st >> queues;  // queues: tx:rx in hex
+      if (local.size() > 5 && local.substr(local.size() - 5) == hex &&
+          (state.empty() || st == state)) {
         const auto colon = queues.find(':');
         if (colon == std::string::npos) return std::nullopt;
-        return std::stoull(queues.substr(colon + 1), nullptr, 16);
+        return ProcSocket{st, std::stoull(queues.substr(colon + 1), nullptr, 16)};
       }
     }
   }
   return std::nullopt;
 }
+
+// The rx_queue of the UDP socket bound to local `port` (/proc/net/udp{,6}); nullopt if
+// no socket is bound to it.
+inline std::optional<std::uint64_t> udp_rx_queue(std::uint16_t port) {
+  const auto s = proc_net_socket("/proc/net", true, port);
+  if (!s) return std::nullopt;
+  return s->rx_queue;
+}
 inline bool udp_bound(std::uint16_t port) {
   return udp_rx_queue(port).has_value();
 }
 
-// A UDP port no socket is bound to right now (bind to 0, read it, close).
-inline std::uint16_t free_udp_port() {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+// A port no socket is bound to right now (bind to 0, read it, close; a small race remains).
+inline std::uint16_t free_loopback_port(int type) {
+  const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -609,6 +718,53 @@ inline std::uint16_t free_udp_port() {
   }
   ::close(fd);
   return port;
+}
+inline std::uint16_t free_udp_port() {
+  return free_loopback_port(SOCK_DGRAM);
+}
+inline std::uint16_t free_tcp_port() {
+  return free_loopback_port(SOCK_STREAM);
+}
+
+// ---- nfdump ------------------------------------------------------------------------
+
+// Packets, bytes and flow records, as a peer or flowsec counts them.
+struct Totals {
+  std::uint64_t packets = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t records = 0;  // flow records (nfdump "Flows", JSON lines with counters)
+  Totals& operator+=(const Totals& o) {
+    packets += o.packets;
+    bytes += o.bytes;
+    records += o.records;
+    return *this;
+  }
+};
+
+// "Flows: N", "Packets: N", "Bytes: N" of `nfdump -I` (records = Flows); nullopt if one
+// is missing.
+inline std::optional<Totals> parse_nfdump_info(const std::string& text) {
+  Totals t;
+  std::smatch m;
+  static const std::regex kFlows(R"((^|\n)Flows: (\d+))"), kPackets(R"((^|\n)Packets: (\d+))"),
+      kBytes(R"((^|\n)Bytes: (\d+))");
+  if (!std::regex_search(text, m, kFlows)) return std::nullopt;
+  t.records = std::stoull(m[2]);
+  if (!std::regex_search(text, m, kPackets)) return std::nullopt;
+  t.packets = std::stoull(m[2]);
+  if (!std::regex_search(text, m, kBytes)) return std::nullopt;
+  t.bytes = std::stoull(m[2]);
+  return t;
+}
+// `nfdump -R DIR -I` run (time limit `limit`) and parsed; nullopt if nfdump failed or
+// printed no totals. `raw`: what it printed (stdout and stderr), for failure messages.
+inline std::optional<Totals> nfdump_totals(
+    const std::string& dir, std::string* raw = nullptr,
+    std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+  const auto r = run_shell("nfdump -R " + shell_quote(dir) + " -I", limit);
+  if (raw != nullptr) *raw = r.out;
+  if (!r.ok()) return std::nullopt;
+  return parse_nfdump_info(r.out);
 }
 
 }  // namespace flowsec::test
