@@ -107,7 +107,11 @@ struct Service::Impl {
       io.stop();
       io_thread.join();
     }
-    if (pid_file_written) ::unlink(options.pid_file.c_str());
+    if (pid_file_written && ::unlink(options.pid_file.c_str()) != 0 && errno != ENOENT) {
+      // Typically -u: the file was written before privileges were dropped.
+      log::warning(kComponent, fmt::format("pid file '{}' not removed: {}", options.pid_file,
+                                           std::strerror(errno)));
+    }
   }
 
   Expected<void, Error> setup();

@@ -303,30 +303,45 @@ std::vector<std::string> FlowEncoder::unsupported_fields() const {
 
 void FlowEncoder::encode(std::span<const flow::FlowRecord> flows, ipfix::RecordBatch& out) {
   if (flows.empty()) return;
-  ipfix::MessageMeta meta;
-  meta.protocol = ipfix::Protocol::ipfix;
-  meta.observation_domain = options_.observation_domain;
+  // A message's metadata carries the uptime its header would have at export_time, so outputs
+  // that render FIRST/LAST_SWITCHED (22/21) as absolute times get them right.
+  auto message_for = [&](std::int64_t last_ns, std::int64_t origin_ms) {
+    ipfix::MessageMeta meta;
+    meta.protocol = ipfix::Protocol::ipfix;
+    meta.observation_domain = options_.observation_domain;
+    meta.export_time = static_cast<std::uint32_t>(std::max<std::int64_t>(last_ns, 0) / 1000000000);
+    meta.sys_uptime_ms =
+        static_cast<std::uint32_t>(std::int64_t{meta.export_time} * 1000 - origin_ms);
+    return out.add_message(meta);
+  };
   std::int64_t last = 0;
   for (const auto& f : flows) last = std::max(last, f.last_ns);
-  meta.export_time = static_cast<std::uint32_t>(std::max<std::int64_t>(last, 0) / 1000000000);
-  // The uptime such a header would carry at export_time, so outputs that render
-  // FIRST/LAST_SWITCHED (22/21, counted from start_time_ms) as absolute times get them right.
-  meta.sys_uptime_ms = static_cast<std::uint32_t>(std::int64_t{meta.export_time} * 1000 -
-                                                  options_.start_time_ms);
-  const std::uint32_t message = out.add_message(meta);
+  const std::uint32_t shared = message_for(last, options_.start_time_ms);
   for (const auto& f : flows) {
+    // 22/21 count 32-bit milliseconds from start_time_ms. A flow outside that window — a
+    // capture directory whose files go back in time, or spanning more than 49.7 days —
+    // gets a message of its own whose uptime counts from the flow's own start.
+    const std::int64_t first_ms = f.first_ns / 1000000;
+    const std::int64_t last_ms = f.last_ns / 1000000;
+    const bool fits = first_ms >= options_.start_time_ms &&
+                      last_ms - options_.start_time_ms <= std::int64_t{0xffffffff};
+    const std::int64_t origin = fits ? options_.start_time_ms : first_ms;
+    const std::uint32_t message = fits ? shared : message_for(f.last_ns, origin);
     const bool v6 = f.key.ip_version == 6;
     const ipfix::TemplatePtr& t = v6 ? v6_ : v4_;
     const auto& kinds = v6 ? v6_kinds_ : v4_kinds_;
     const std::uint16_t ti = out.use_template(t);
-    encode_one(f, false, t, kinds, ti, message, out);
-    if (split_ && f.out.packets > 0) encode_one(reversed(f), true, t, kinds, ti, message, out);
+    encode_one(f, false, t, kinds, ti, message, origin, out);
+    if (split_ && f.out.packets > 0) {
+      encode_one(reversed(f), true, t, kinds, ti, message, origin, out);
+    }
   }
 }
 
 void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const ipfix::TemplatePtr& t,
                              const std::vector<Field>& kinds, std::uint16_t template_index,
-                             std::uint32_t message_index, ipfix::RecordBatch& out) {
+                             std::uint32_t message_index, std::int64_t origin_ms,
+                             ipfix::RecordBatch& out) {
   std::vector<std::byte>& r = scratch_;
   r.clear();
   const auto fields = t->fields();
@@ -404,7 +419,7 @@ void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const ipfi
         const auto te = time_of(spec);
         const bool end = kinds[i].kind == Kind::last_time;
         if (te)
-          write_time_field(spec, type, *te, end ? last_ms : first_ms, options_.start_time_ms, r);
+          write_time_field(spec, type, *te, end ? last_ms : first_ms, origin_ms, r);
         else
           write_zero_field(spec, type, r);
         break;

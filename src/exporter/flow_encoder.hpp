@@ -22,7 +22,10 @@
 //  - Times: FIRST_SWITCHED/LAST_SWITCHED (flowStart/EndSysUpTime, 22/21) are ms since
 //    `start_time_ms` — the Exporter's start_time_ms(), which its v5/v9 headers' sysUpTime
 //    counts from and which is the exporting process's systemInitTimeMilliseconds (IE 160)
-//    for IPFIX. Flows older than that instant get 0. Absolute elements (150..155) are
+//    for IPFIX. A flow outside the 32-bit window from that instant (older, or more than
+//    49.7 days later) is put in a message of its own whose metadata counts from the
+//    flow's start, so file outputs still show its true times; the Exporter can only
+//    clamp such a flow into its own sysUpTime window. Absolute elements (150..155) are
 //    written from the packet timestamps directly.
 //  - L7_PROTO (ntop 118): nDPI's application id, or the master protocol's when the
 //    application is unknown; L7_PROTO_NAME through the injected resolver (the flow module
@@ -77,7 +80,7 @@ class FlowEncoder {
   };
   void encode_one(const flow::FlowRecord& f, bool reverse, const ipfix::TemplatePtr& t,
                   const std::vector<Field>& kinds, std::uint16_t template_index,
-                  std::uint32_t message_index, ipfix::RecordBatch& out);
+                  std::uint32_t message_index, std::int64_t origin_ms, ipfix::RecordBatch& out);
 
   FlowEncoderOptions options_;
   ipfix::TemplatePtr v4_, v6_;

@@ -1,0 +1,255 @@
+// Integration: the file outputs of the real flowsec binary (SPEC §2 -P/-D/-F, §6).
+//
+//  - A UDP collector with -P DIR -D t|j|c|b -F 1 fed ~3 s of synthetic IPFIX
+//    (IpfixBuilder: every record distinct, counts and sums known from the input):
+//    files rotate (more than one), are named DIR/YYYY/MM/DD/HH/flows-YYYYMMDDHHMMSS.EXT,
+//    complete files only ever carry their final name (no .tmp left after SIGTERM, a
+//    finished JSON file read mid-run is whole), CSV files open with a header, and every
+//    record is in the files: -D b files are counted by ipfixDump (libfixbuf) `-s`.
+//  - -P - writes JSON lines to standard output.
+//  - Replay of an IPFIX file (tests/data/ipfix/ipfixcol2_example_flows.ipfix, CESNET
+//    ipfixcol2): `flowsec -i FILE.ipfix -P DIR -D j` writes as many records as ipfixDump -s
+//    counts, with ipfixDump's octetDeltaCount/packetDeltaCount sums; `flowsec -i FILE.ipfix
+//    -n udp://127.0.0.1:P` re-exports it to nfcapd, whose nfdump -I totals are the same.
+// Skips with a printed reason when ipfixDump or nfcapd/nfdump is missing.
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "support/app_process.hpp"
+
+namespace flowsec::apptest {
+namespace {
+
+using nlohmann::json;
+
+struct Totals {
+  std::uint64_t records = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t packets = 0;
+};
+
+// ipfixDump's figures for an IPFIX file: "N Data Records" of -s, and the sums of
+// octetDeltaCount (IE 1) and packetDeltaCount (IE 2) of the full dump.
+std::optional<Totals> ipfixdump_totals(const std::string& file, const std::string& dir,
+                                       bool sums = true) {
+  Totals t;
+  auto stats = run({"ipfixDump", "-i", file, "-s"}, dir, 30s);
+  std::smatch m;
+  if (stats.exit_code != 0 ||
+      !std::regex_search(stats.out, m, std::regex(R"(File Stats: \d+ Messages, (\d+) Data)"))) {
+    return std::nullopt;
+  }
+  t.records = std::stoull(m[1].str());
+  if (!sums) return t;
+  auto dump = run({"ipfixDump", "-i", file}, dir, 30s);
+  if (dump.exit_code != 0) return std::nullopt;
+  static const std::regex field(R"(\((1|2)\)\s+(octet|packet)DeltaCount : (\d+))");
+  for (std::sregex_iterator it(dump.out.begin(), dump.out.end(), field), end; it != end; ++it) {
+    ((*it)[1].str() == "1" ? t.bytes : t.packets) += std::stoull((*it)[3].str());
+  }
+  return t;
+}
+
+Totals json_totals(const std::vector<json>& records) {
+  Totals t;
+  t.records = records.size();
+  for (const auto& r : records) {
+    if (!r.is_object()) continue;
+    if (r.contains("IN_BYTES")) t.bytes += as_u64(r["IN_BYTES"]);
+    if (r.contains("IN_PKTS")) t.packets += as_u64(r["IN_PKTS"]);
+  }
+  return t;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
+struct Format {
+  const char* letter;
+  const char* extension;
+};
+
+class AppOutputFormats : public ::testing::TestWithParam<Format> {};
+
+TEST_P(AppOutputFormats, RotateNameAndCloseFilesAtomically) {
+  const Format f = GetParam();
+  const bool binary = std::string(f.letter) == "b";
+  if (binary && !have_command("ipfixDump")) {
+    GTEST_SKIP() << "ipfixDump is not installed (Debian: libfixbuf-tools)";
+  }
+  TempDir dir("outputs");
+  const std::string out = dir / "out";
+  auto collector = AppProcess::flowsec(
+      {"-i", "none", "-3", "udp://127.0.0.1:0", "-P", out, "-D", f.letter, "-F", "1"}, dir.path(),
+      "collector");
+  const int port = collector->listen_port();
+  ASSERT_GT(port, 0) << collector->err();
+
+  // ~3 s of traffic: 15 messages of 20 records, one every 200 ms.
+  IpfixBuilder ipfix;
+  UdpSender exporter(port);
+  bool checked_mid_run = false;
+  for (int m = 0; m < 15; ++m) {
+    ASSERT_TRUE(exporter.send(ipfix.message(20)));
+    std::this_thread::sleep_for(200ms);
+    if (m == 10 && std::string(f.letter) == "j") {
+      // A file under its final name is complete: every line is a whole record.
+      for (const auto& file : files_under(out)) {
+        if (!ends_with(file, ".json")) continue;
+        const std::string text = slurp(file);
+        EXPECT_TRUE(!text.empty() && text.back() == '\n') << file;
+        for (const auto& r : parse_json_lines(text)) EXPECT_TRUE(r.is_object()) << file;
+        checked_mid_run = true;
+      }
+    }
+  }
+  const std::uint64_t sent = ipfix.records();
+  std::this_thread::sleep_for(300ms);  // the last datagram is read before the signal
+  EXPECT_EQ(collector->stop(), 0) << collector->err();
+
+  const auto files = files_under(out);
+  const std::regex name(
+      R"(/(\d{4})/(\d{2})/(\d{2})/(\d{2})/flows-(\d{4})(\d{2})(\d{2})(\d{2})\d{4}(\.\d+)?\.)" +
+      std::string(f.extension) + "$");
+  for (const auto& file : files) {
+    EXPECT_FALSE(ends_with(file, ".tmp")) << "left behind after SIGTERM: " << file;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(file, m, name)) << file;
+    for (int k = 1; k <= 4; ++k) EXPECT_EQ(m[k].str(), m[k + 4].str()) << file;
+  }
+  EXPECT_GT(files.size(), 1u) << "no rotation with -F 1 over ~3 s";
+  if (std::string(f.letter) == "j") {
+    EXPECT_TRUE(checked_mid_run) << "no finished file mid-run";
+  }
+
+  std::uint64_t records = 0;
+  if (std::string(f.letter) == "j") {
+    const auto t = json_totals(json_records(out));
+    records = t.records;
+    EXPECT_EQ(t.bytes, IpfixBuilder::bytes_sum(sent));
+    EXPECT_EQ(t.packets, IpfixBuilder::packets_sum(sent));
+  } else if (std::string(f.letter) == "t") {
+    for (const auto& file : files) {
+      for (const auto& line : lines_of(slurp(file))) {
+        if (line.find("IPV4_SRC_ADDR=10.") != std::string::npos) ++records;
+      }
+    }
+  } else if (std::string(f.letter) == "c") {
+    const std::regex header(R"([A-Za-z_][A-Za-z0-9_]*(,[A-Za-z_][A-Za-z0-9_]*)*)");
+    for (const auto& file : files) {
+      const auto lines = lines_of(slurp(file));
+      ASSERT_FALSE(lines.empty()) << file;
+      EXPECT_TRUE(std::regex_match(lines[0], header)) << file << ": " << lines[0];
+      EXPECT_NE(lines[0].find("IPV4_SRC_ADDR"), std::string::npos) << lines[0];
+      for (std::size_t k = 1; k < lines.size(); ++k) {
+        if (lines[k].rfind("10.", 0) == 0) ++records;
+      }
+    }
+  } else {
+    for (const auto& file : files) {
+      const auto t = ipfixdump_totals(file, dir.path(), false);
+      ASSERT_TRUE(t) << "ipfixDump cannot read " << file;
+      records += t->records;
+    }
+  }
+  EXPECT_EQ(records, sent) << "records in the -D " << f.letter << " files";
+  std::printf("-D %s: %zu files, %llu of %llu records\n", f.letter, files.size(),
+              static_cast<unsigned long long>(records), static_cast<unsigned long long>(sent));
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, AppOutputFormats,
+                         ::testing::Values(Format{"t", "txt"}, Format{"j", "json"},
+                                           Format{"c", "csv"}, Format{"b", "ipfix"}),
+                         [](const auto& param_info) {
+                           return std::string(param_info.param.extension);
+                         });
+
+TEST(AppOutputs, DashPWritesJsonLinesToStdout) {
+  TempDir dir("stdout");
+  auto collector = AppProcess::flowsec(
+      {"-i", "none", "-3", "udp://127.0.0.1:0", "-P", "-", "-D", "j"}, dir.path(), "collector");
+  const int port = collector->listen_port();
+  ASSERT_GT(port, 0) << collector->err();
+  IpfixBuilder ipfix;
+  UdpSender exporter(port);
+  for (int m = 0; m < 5; ++m) ASSERT_TRUE(exporter.send(ipfix.message(10)));
+  const std::uint64_t sent = ipfix.records();
+  // Written as they come (no rotation, no .tmp), before any signal.
+  EXPECT_TRUE(eventually([&] { return parse_json_lines(collector->out()).size() >= sent; }, 10s))
+      << collector->err();
+  EXPECT_EQ(collector->stop(), 0) << collector->err();
+  const auto t = json_totals(parse_json_lines(collector->out()));
+  EXPECT_EQ(t.records, sent);
+  EXPECT_EQ(t.packets, IpfixBuilder::packets_sum(sent));
+  // Nothing but the logs and stdout: no dump directory named "-".
+  EXPECT_FALSE(std::filesystem::exists(dir / "-"));
+}
+
+const std::string kIpfixFile = source_data("ipfix/ipfixcol2_example_flows.ipfix");
+
+TEST(AppOutputs, ReplayIpfixFileToJsonFiles) {
+  if (!have_command("ipfixDump")) {
+    GTEST_SKIP() << "ipfixDump is not installed (Debian: libfixbuf-tools)";
+  }
+  TempDir dir("replay");
+  const auto expected = ipfixdump_totals(kIpfixFile, dir.path());
+  ASSERT_TRUE(expected) << "ipfixDump failed on " << kIpfixFile;
+  ASSERT_GT(expected->records, 0u);
+  const std::string out = dir / "out";
+  auto replay = AppProcess::flowsec({"-i", kIpfixFile, "-P", out, "-D", "j"}, dir.path(), "replay");
+  EXPECT_EQ(replay->wait(30s), 0) << replay->err();
+  for (const auto& f : files_under(out)) EXPECT_FALSE(ends_with(f, ".tmp")) << f;
+  const auto got = json_totals(json_records(out));
+  EXPECT_EQ(got.records, expected->records) << "flowsec replay vs ipfixDump -s";
+  EXPECT_EQ(got.bytes, expected->bytes) << "IN_BYTES vs ipfixDump octetDeltaCount";
+  EXPECT_EQ(got.packets, expected->packets) << "IN_PKTS vs ipfixDump packetDeltaCount";
+}
+
+TEST(AppOutputs, ReplayIpfixFileReexportsToNfcapd) {
+  if (!have_command("ipfixDump")) {
+    GTEST_SKIP() << "ipfixDump is not installed (Debian: libfixbuf-tools)";
+  }
+  if (!have_command("nfcapd") || !have_command("nfdump")) {
+    GTEST_SKIP() << "nfcapd/nfdump are not installed (Debian: nfdump)";
+  }
+  TempDir dir("replay-nf");
+  const auto expected = ipfixdump_totals(kIpfixFile, dir.path());
+  ASSERT_TRUE(expected) << "ipfixDump failed on " << kIpfixFile;
+  const std::string nf_dir = dir / "nfcapd";
+  std::filesystem::create_directories(nf_dir);
+  const int port = free_port(SOCK_DGRAM);
+  AppProcess nfcapd(
+      {"nfcapd", "-w", nf_dir, "-p", std::to_string(port), "-b", "127.0.0.1", "-B", "33554432"},
+      {dir / "nfcapd.out", dir / "nfcapd.out"});
+  ASSERT_TRUE(eventually([&] { return udp_port_bound(port); }, 10s)) << nfcapd.out();
+
+  auto replay = AppProcess::flowsec(
+      {"-i", kIpfixFile, "-n", "udp://127.0.0.1:" + std::to_string(port)}, dir.path(), "replay");
+  EXPECT_EQ(replay->wait(30s), 0) << replay->err();
+  std::this_thread::sleep_for(300ms);  // the last datagrams reach nfcapd
+  EXPECT_TRUE(nfcapd.stop(10s).has_value()) << "nfcapd did not stop on SIGTERM";
+  auto summary = run({"nfdump", "-R", nf_dir, "-I"}, dir.path(), 30s);
+  ASSERT_EQ(summary.exit_code, 0) << summary.err;
+  auto value = [&](const std::string& key) -> std::uint64_t {
+    std::smatch m;
+    if (!std::regex_search(summary.out, m, std::regex("(^|\n)" + key + ": (\\d+)"))) return 0;
+    return std::stoull(m[2].str());
+  };
+  EXPECT_EQ(value("Flows"), expected->records) << summary.out << replay->err();
+  EXPECT_EQ(value("Bytes"), expected->bytes) << summary.out;
+  EXPECT_EQ(value("Packets"), expected->packets) << summary.out;
+}
+
+}  // namespace
+}  // namespace flowsec::apptest
