@@ -241,7 +241,9 @@ FlowCache::FlowCache(const FlowCacheConfig& config, ExportFn on_export, L7Classi
   if (config_.max_flows == 0) config_.max_flows = 1;
   // Indices are 32-bit with kNil reserved.
   config_.max_flows = std::min<std::uint32_t>(config_.max_flows, kNil - 1);
-  const std::uint32_t nb = std::bit_ceil(config_.max_flows);
+  // The bucket array starts small and doubles as flows arrive (grow_buckets), so a large
+  // -M costs nothing until it is used and memory per active flow stays within the bound.
+  const std::uint32_t nb = std::min(std::bit_ceil(config_.max_flows), kInitialBuckets);
   buckets_.assign(nb, kNil);
   bucket_mask_ = nb - 1;
   chunks_.reserve((config_.max_flows >> kChunkShift) + 1);
@@ -257,8 +259,23 @@ FlowCache::~FlowCache() {
   }
 }
 
+// Doubles the bucket array and re-links every live flow (all of them are on the LRU list).
+// Amortised O(1) per flow; load factor stays between 1/2 and 1 once past kInitialBuckets.
+void FlowCache::grow_buckets() {
+  std::vector<std::uint32_t> grown(buckets_.size() * 2, kNil);
+  const std::uint32_t mask = static_cast<std::uint32_t>(grown.size() - 1);
+  for (std::uint32_t i = lru_head_; i != kNil; i = entry(i).lru_next) {
+    Entry& e = entry(i);
+    e.hash_next = grown[e.hash & mask];
+    grown[e.hash & mask] = i;
+  }
+  buckets_ = std::move(grown);
+  bucket_mask_ = mask;
+}
+
 std::size_t FlowCache::memory_per_flow() const {
-  return kEntrySize + buckets_.size() * sizeof(std::uint32_t) / config_.max_flows;
+  // At most two buckets per flow once the array has grown (load factor >= 1/2).
+  return kEntrySize + 2 * sizeof(std::uint32_t);
 }
 
 std::size_t FlowCache::bytes_in_use() const {
@@ -407,6 +424,9 @@ std::uint32_t FlowCache::create(const Lookup& lk, const packet::PacketView& v, s
   ++active_;
   ++stats_.flows_created;
   stats_.active_flows = active_;
+  if (active_ > buckets_.size() && buckets_.size() < std::bit_ceil(config_.max_flows)) {
+    grow_buckets();
+  }
   return idx;
 }
 

@@ -9,9 +9,10 @@
 //    a wall clock, so a pcap yields the same flows every run. expire(now_ns) is called by
 //    the probe periodically with the latest packet time.
 //  - No allocation per packet: flow entries live in a slab that grows in fixed chunks up to
-//    max_flows (allocation only while the cache grows), a power-of-two bucket array of
-//    32-bit indices is allocated once. Per flow the cache holds kBytesPerFlow bytes
-//    (≤ 256, SPEC §8) including the hash table; L7 state lives in the classifier.
+//    max_flows (allocation only while the cache grows); the power-of-two bucket array of
+//    32-bit indices doubles as flows arrive (at most two buckets per flow). Per flow the cache
+//    holds kBytesPerFlow bytes (≤ 256, SPEC §8) including the hash table; L7 state lives in the
+//    classifier.
 //  - Never fails on input: non-IP packets are counted and ignored; anything the parser
 //    accepted is accounted to some flow.
 //
@@ -99,6 +100,7 @@ class FlowCache {
   // Fixed parts of the design, public for tests and benchmarks.
   static constexpr std::uint32_t kChunkShift = 14;  // 16384 entries per slab chunk
   static constexpr std::size_t kFragmentSlots = 4096;
+  static constexpr std::uint32_t kInitialBuckets = 4096;
   static constexpr std::int64_t kFragmentLifetimeNs = 30'000'000'000;  // Linux ipfrag_time
   static const std::size_t kEntrySize;
   static const std::size_t kBytesPerFlow;  // entry + one 32-bit bucket (load factor ≤ 1)
@@ -120,6 +122,7 @@ class FlowCache {
   void mark_ended(std::uint32_t idx);
 
   void hash_unlink(std::uint32_t idx);
+  void grow_buckets();
   void lru_unlink(std::uint32_t idx);
   void lru_push_back(std::uint32_t idx);
   void lru_push_front(std::uint32_t idx);

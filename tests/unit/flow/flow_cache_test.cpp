@@ -476,6 +476,23 @@ TEST_F(FlowCacheTest, PerFlowMemoryStaysWithinTheSpecBound) {
     odd.add(udp(h, c), kSec);
   }
   EXPECT_EQ(odd.active_flows(), 1000U);
+  // A large cache holding few flows: the bucket array grew with them, not with -M, and every
+  // flow is still found (a second packet joins its flow instead of creating one).
+  auto sparse = make();  // -M 1048576
+  for (std::uint32_t i = 0; i < 20000; ++i) {
+    Host h = v4(static_cast<std::uint8_t>(i & 0xff), static_cast<std::uint16_t>(i));
+    sparse.add(udp(h, c), kSec);
+    sparse.add(udp(h, c), kSec);
+  }
+  EXPECT_EQ(sparse.active_flows(), 20000U);
+  EXPECT_EQ(sparse.stats().flows_created, 20000U);
+  // bytes_in_use = slab chunks + buckets + fragment table; an empty cache has no chunks and
+  // kInitialBuckets buckets, which gives the fragment table's size.
+  const std::size_t fragment_table =
+      make().bytes_in_use() - FlowCache::kInitialBuckets * sizeof(std::uint32_t);
+  const std::size_t slab = 2 * (std::size_t{1} << FlowCache::kChunkShift) * FlowCache::kEntrySize;
+  const std::size_t buckets = sparse.bytes_in_use() - slab - fragment_table;
+  EXPECT_LE(buckets, 2 * sizeof(std::uint32_t) * 20000) << "bucket array sized for -M, not flows";
 }
 
 TEST_F(FlowCacheTest, ManyFlowsThroughASmallCacheConservePackets) {
