@@ -189,10 +189,16 @@ class OfflineSource final : public CaptureSource {
         return unexpected(quoted("file", "-") + ": " + err);
       }
     } else {
-      pcap_ =
-          pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
+      // libpcap reads through stdio; with its default 4 KB buffer every 4 KB costs a read(2),
+      // about a fifth of the probe's CPU on a large trace. Open the file with a 1 MiB buffer.
+      FILE* fp = std::fopen(path.c_str(), "rb");
+      if (fp == nullptr) return unexpected(quoted("file", path) + ": " + std::strerror(errno));
+      if (read_buffer_.empty()) read_buffer_.resize(kReadBufferBytes);
+      std::setvbuf(fp, read_buffer_.data(), _IOFBF, read_buffer_.size());
+      pcap_ = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, err);
       if (pcap_ == nullptr) {
-        // libpcap prefixes its reason with the path; keep the reason only.
+        std::fclose(fp);
+        // libpcap may prefix its reason with the path; keep the reason only.
         std::string reason = err;
         if (reason.rfind(path + ": ", 0) == 0) reason.erase(0, path.size() + 2);
         return unexpected(quoted("file", path) + ": " + reason);
@@ -229,6 +235,8 @@ class OfflineSource final : public CaptureSource {
   std::uint32_t snaplen_;
   std::vector<std::byte> arena_;
   std::size_t index_ = 0;
+  static constexpr std::size_t kReadBufferBytes = std::size_t{1} << 20;
+  std::vector<char> read_buffer_;  // stdio buffer of the open file (outlives pcap_)
   pcap_t* pcap_ = nullptr;
   bpf_program filter_{};
   bool has_filter_ = false;

@@ -56,6 +56,8 @@ struct Collector::Session {
   ipfix::SequenceCounters sequence_seen{};  // what was already added to the totals
   std::shared_ptr<ipfix::RecordBatch> pending;
   ipfix::UptimeReference uptime;
+  std::size_t last_batch_bytes = 0;  // to reserve the next batch
+  std::size_t last_batch_records = 0;
   ExporterCounters* exporter = nullptr;  // node of stats_.exporters (stable address)
 };
 
@@ -131,6 +133,9 @@ bool Collector::decode_message(Session& s, std::span<const std::byte> message) {
   }
   if (!s.pending) {
     s.pending = std::make_shared<ipfix::RecordBatch>();
+    // Sized like the session's last batch: growing a batch message by message (reallocating
+    // and copying) cost a fifth of the collector's CPU at high rates.
+    s.pending->reserve(s.last_batch_bytes, s.last_batch_records);
     s.pending->exporter.address = s.info.peer_address;
     s.pending->exporter.port = s.info.peer_port;
     s.pending->exporter.tls_identity = s.info.tls_identity;
@@ -196,6 +201,8 @@ void Collector::count_error(Session& s, ipfix::Errc code, std::size_t offset) {
 
 void Collector::publish(Session& s) {
   if (!s.pending || s.pending->empty()) return;
+  s.last_batch_bytes = s.pending->storage().size();
+  s.last_batch_records = s.pending->size();
   BatchPtr batch = std::move(s.pending);
   s.pending.reset();
   {
