@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# probe_bench.sh — end-to-end probe benchmark (SPEC §8): pcap in the page cache → flows →
+# IPFIX over UDP, flowsec (without and with nDPI) against softflowd on the same input, same
+# machine, same run. Not a test: it prints figures and ratios.
+#
+#   cmake --preset release && cmake --build --preset release -j2
+#   bench/probe_bench.sh               # ~2 minutes with the defaults
+#
+# The trace is build/release/bench/gen_trace's (bench_flow's mix: HTTP, DNS, opaque TCP;
+# CONNECTIONS connections, default 180000 → 1.44 M packets, 128-byte snap length), written to
+# a temporary directory and read once so it sits in the page cache. Each tool runs REPEAT
+# times (wall and CPU time from getrusage) with a UDP sink (socat) on its collector port:
+#   flowsec -i trace.pcap -n udp://127.0.0.1:P --no-l7
+#   flowsec -i trace.pcap -n udp://127.0.0.1:P              (nDPI)
+#   softflowd -r trace.pcap -n 127.0.0.1:P -v 10
+# packets/s = frames in the file / time. Both wall-clock and CPU (user+sys) time are
+# printed: on a shared machine wall time says more about the scheduler than about the
+# program, so the ratios use CPU time (all three are single-threaded readers of the file;
+# flowsec's export runs on a second thread, whose CPU time is included). Then the same on
+# a few of the shared nDPI captures (small: start-up dominates there), and the flow
+# cache's bytes per flow from bench_flow (flowsec does not print it).
+#
+# Environment: BUILD (build/release), CONNECTIONS (180000), REPEAT (2),
+# CORPUS (/work/shared/data/corpus/ndpi), CAPTURES ("1kxun.pcap opera-vpn.pcapng netflix.pcap").
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+BUILD=${BUILD:-$repo/build/release}
+FLOWSEC=$BUILD/src/app/flowsec
+GEN=$BUILD/bench/gen_trace
+BENCH_FLOW=$BUILD/bench/bench_flow
+CONNECTIONS=${CONNECTIONS:-180000}
+REPEAT=${REPEAT:-2}
+CORPUS=${CORPUS:-/work/shared/data/corpus/ndpi}
+CAPTURES=${CAPTURES:-"1kxun.pcap opera-vpn.pcapng netflix.pcap"}
+work=$(mktemp -d /tmp/probe-bench.XXXXXX)
+sink=
+
+for x in "$FLOWSEC" "$GEN"; do
+  [ -x "$x" ] || { echo "missing $x: build the release preset first" >&2; exit 1; }
+done
+for c in softflowd socat capinfos; do
+  command -v $c >/dev/null || { echo "$c missing" >&2; exit 1; }
+done
+
+cleanup() {
+  [ -n "$sink" ] && kill "$sink" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+socat -u "UDP-RECV:$port,bind=127.0.0.1" /dev/null &
+sink=$!
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# Runs one command; prints "wall cpu" in seconds (CPU = user + system of the child, from
+# getrusage: microseconds, where /usr/bin/time rounds to 10 ms) and keeps its output in LOG.
+timed() {  # LOG CMD...
+  python3 -c 'import resource, subprocess, sys, time
+def cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+with open(sys.argv[1], "wb") as log:
+    c, t = cpu(), time.monotonic()
+    subprocess.run(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT)
+    wall, c = time.monotonic() - t, cpu() - c
+print("%.4f %.4f" % (wall, c))' "$@"
+}
+
+declare -A wall cpu
+bench_file() {  # LABEL FILE FRAMES
+  local label=$1 file=$2 frames=$3 tool r w c ws cs
+  cat "$file" >/dev/null  # into the page cache
+  for tool in flowsec flowsec+nDPI softflowd; do
+    ws=(); cs=()
+    for r in $(seq 1 "$REPEAT"); do
+      case $tool in
+        flowsec) read -r w c < <(timed "$work/log" "$FLOWSEC" -i "$file" -n "udp://127.0.0.1:$port" --no-l7) ;;
+        flowsec+nDPI) read -r w c < <(timed "$work/log" "$FLOWSEC" -i "$file" -n "udp://127.0.0.1:$port") ;;
+        softflowd) read -r w c < <(timed "$work/log" softflowd -r "$file" -n "127.0.0.1:$port" -v 10) ;;
+      esac
+      local flows
+      case $tool in
+        softflowd) flows=$(awk '/^Flows exported:/ {print $3; exit}' "$work/log") ;;
+        *) flows=$(grep -o '[0-9]* flows exported' "$work/log" | tail -1 | awk '{print $1}') ;;
+      esac
+      printf '%-10s %-13s %4s %8s %8s %12s %12s %8s\n' "$label" "$tool" "$r" "$w" "$c" \
+        "$(awk -v n="$frames" -v t="$w" 'BEGIN{printf "%.0f", (t > 0 ? n / t : 0)}')" \
+        "$(awk -v n="$frames" -v t="$c" 'BEGIN{printf "%.0f", (t > 0 ? n / t : 0)}')" "${flows:-?}"
+      ws+=("$w"); cs+=("$c")
+    done
+    wall[$label/$tool]=$(printf '%s\n' "${ws[@]}" | median)
+    cpu[$label/$tool]=$(printf '%s\n' "${cs[@]}" | median)
+  done
+  awk -v n="$frames" -v l="$label" -v a="${cpu[$label/flowsec]}" -v b="${cpu[$label/flowsec+nDPI]}" \
+    -v s="${cpu[$label/softflowd]}" -v wa="${wall[$label/flowsec]}" -v wb="${wall[$label/flowsec+nDPI]}" \
+    -v wsf="${wall[$label/softflowd]}" 'function r(x) {return x > 0 ? n / x : 0} BEGIN{
+    printf "%s medians, packets/s by CPU time (wall): flowsec %.2f M (%.2f M), with nDPI %.2f M (%.2f M), softflowd %.2f M (%.2f M)\n",
+      l, r(a)/1e6, r(wa)/1e6, r(b)/1e6, r(wb)/1e6, r(s)/1e6, r(wsf)/1e6
+    if (a > 0 && s > 0) printf "%s flowsec / softflowd: %.2f× by CPU time (%.2f× wall); with nDPI %.2f× (%.2f× wall)\n",
+      l, s/a, (wa > 0 ? wsf/wa : 0), s/b, (wb > 0 ? wsf/wb : 0) }'
+}
+
+echo "# probe_bench $(date -u +%FT%TZ)  nproc=$(nproc)  cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "# uptime: $(uptime)"
+"$GEN" "$work/trace.pcap" "$CONNECTIONS"
+frames=$(capinfos -c -M "$work/trace.pcap" | awk '/Number of packets/ {print $NF}')
+printf '%-10s %-13s %4s %8s %8s %12s %12s %8s\n' input tool run wall_s cpu_s pkt/s_wall pkt/s_cpu flows
+bench_file synthetic "$work/trace.pcap" "$frames"
+rm -f "$work/trace.pcap"
+
+for f in $CAPTURES; do
+  [ -f "$CORPUS/$f" ] || continue
+  n=$(capinfos -c -M "$CORPUS/$f" | awk '/Number of packets/ {print $NF}')
+  bench_file "$f" "$CORPUS/$f" "$n"
+done
+
+if [ -x "$BENCH_FLOW" ]; then
+  echo
+  echo "# flow cache memory (bench_flow BM_ParseAndFlowCache; SPEC §8: ≤ 256 B per active flow)"
+  "$BENCH_FLOW" --benchmark_filter='BM_ParseAndFlowCache/' 2>/dev/null |
+    grep -o 'bytes_per_flow=[0-9.]*[kM]*\|bytes_in_use_per_active_flow=[0-9.]*[kM]*' | sort -u
+fi
+echo "# uptime: $(uptime)"
