@@ -12,7 +12,7 @@ PACKAGES=(
   # libraries
   libexpected-dev libfmt-dev libpcap-dev libssl-dev libasio-dev libsctp-dev libndpi-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev nlohmann-json3-dev
   # real peers the tests drive
   tshark libfixbuf-tools openssl softflowd nfdump tcpreplay iproute2 prometheus socat curl
 )

@@ -22,23 +22,17 @@
 
 #include "support/app_process.hpp"
 
-namespace flowsec::apptest {
+namespace flowsec::test::app {
 namespace {
 
 using nlohmann::json;
-
-struct Totals {
-  std::uint64_t records = 0;
-  std::uint64_t bytes = 0;
-  std::uint64_t packets = 0;
-};
 
 // ipfixDump's figures for an IPFIX file: "N Data Records" of -s, and the sums of
 // octetDeltaCount (IE 1) and packetDeltaCount (IE 2) of the full dump.
 std::optional<Totals> ipfixdump_totals(const std::string& file, const std::string& dir,
                                        bool sums = true) {
   Totals t;
-  auto stats = run({"ipfixDump", "-i", file, "-s"}, dir, 30s);
+  auto stats = run_command({"ipfixDump", "-i", file, "-s"}, dir, 30s);
   std::smatch m;
   if (stats.exit_code != 0 ||
       !std::regex_search(stats.out, m, std::regex(R"(File Stats: \d+ Messages, (\d+) Data)"))) {
@@ -46,33 +40,13 @@ std::optional<Totals> ipfixdump_totals(const std::string& file, const std::strin
   }
   t.records = std::stoull(m[1].str());
   if (!sums) return t;
-  auto dump = run({"ipfixDump", "-i", file}, dir, 30s);
+  auto dump = run_command({"ipfixDump", "-i", file}, dir, 30s);
   if (dump.exit_code != 0) return std::nullopt;
   static const std::regex field(R"(\((1|2)\)\s+(octet|packet)DeltaCount : (\d+))");
   for (std::sregex_iterator it(dump.out.begin(), dump.out.end(), field), end; it != end; ++it) {
     ((*it)[1].str() == "1" ? t.bytes : t.packets) += std::stoull((*it)[3].str());
   }
   return t;
-}
-
-Totals json_totals(const std::vector<json>& records) {
-  Totals t;
-  t.records = records.size();
-  for (const auto& r : records) {
-    if (!r.is_object()) continue;
-    if (r.contains("IN_BYTES")) t.bytes += as_u64(r["IN_BYTES"]);
-    if (r.contains("IN_PKTS")) t.packets += as_u64(r["IN_PKTS"]);
-  }
-  return t;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(line);
-  }
-  return out;
 }
 
 struct Format {
@@ -90,24 +64,24 @@ TEST_P(AppOutputFormats, RotateNameAndCloseFilesAtomically) {
   }
   TempDir dir("outputs");
   const std::string out = dir / "out";
-  auto collector = AppProcess::flowsec(
-      {"-i", "none", "-3", "udp://127.0.0.1:0", "-P", out, "-D", f.letter, "-F", "1"}, dir.path(),
-      "collector");
-  const int port = collector->listen_port();
-  ASSERT_GT(port, 0) << collector->err();
+  auto collector =
+      start_flowsec({"-i", "none", "-3", "udp://127.0.0.1:0", "-P", out, "-D", f.letter, "-F", "1"},
+                    dir.path(), "collector");
+  const auto port = collector->listen_port();
+  ASSERT_GT(port, 0) << collector->log();
 
   // ~3 s of traffic: 15 messages of 20 records, one every 200 ms.
   IpfixBuilder ipfix;
-  UdpSender exporter(port);
+  UdpSender exporter;
   bool checked_mid_run = false;
   for (int m = 0; m < 15; ++m) {
-    ASSERT_TRUE(exporter.send(ipfix.message(20)));
+    ASSERT_TRUE(exporter.send(ipfix.message(20), port));
     std::this_thread::sleep_for(200ms);
     if (m == 10 && std::string(f.letter) == "j") {
       // A file under its final name is complete: every line is a whole record.
       for (const auto& file : files_under(out)) {
         if (!ends_with(file, ".json")) continue;
-        const std::string text = slurp(file);
+        const std::string text = slurp_file(file);
         EXPECT_TRUE(!text.empty() && text.back() == '\n') << file;
         for (const auto& r : parse_json_lines(text)) EXPECT_TRUE(r.is_object()) << file;
         checked_mid_run = true;
@@ -116,7 +90,7 @@ TEST_P(AppOutputFormats, RotateNameAndCloseFilesAtomically) {
   }
   const std::uint64_t sent = ipfix.records();
   std::this_thread::sleep_for(300ms);  // the last datagram is read before the signal
-  EXPECT_EQ(collector->stop(), 0) << collector->err();
+  EXPECT_EQ(collector->stop(), 0) << collector->log();
 
   const auto files = files_under(out);
   const std::regex name(
@@ -135,20 +109,20 @@ TEST_P(AppOutputFormats, RotateNameAndCloseFilesAtomically) {
 
   std::uint64_t records = 0;
   if (std::string(f.letter) == "j") {
-    const auto t = json_totals(json_records(out));
+    const auto t = json_totals(json_values(out));
     records = t.records;
     EXPECT_EQ(t.bytes, IpfixBuilder::bytes_sum(sent));
     EXPECT_EQ(t.packets, IpfixBuilder::packets_sum(sent));
   } else if (std::string(f.letter) == "t") {
     for (const auto& file : files) {
-      for (const auto& line : lines_of(slurp(file))) {
+      for (const auto& line : lines_of(slurp_file(file))) {
         if (line.find("IPV4_SRC_ADDR=10.") != std::string::npos) ++records;
       }
     }
   } else if (std::string(f.letter) == "c") {
     const std::regex header(R"([A-Za-z_][A-Za-z0-9_]*(,[A-Za-z_][A-Za-z0-9_]*)*)");
     for (const auto& file : files) {
-      const auto lines = lines_of(slurp(file));
+      const auto lines = lines_of(slurp_file(file));
       ASSERT_FALSE(lines.empty()) << file;
       EXPECT_TRUE(std::regex_match(lines[0], header)) << file << ": " << lines[0];
       EXPECT_NE(lines[0].find("IPV4_SRC_ADDR"), std::string::npos) << lines[0];
@@ -177,18 +151,18 @@ INSTANTIATE_TEST_SUITE_P(Formats, AppOutputFormats,
 
 TEST(AppOutputs, DashPWritesJsonLinesToStdout) {
   TempDir dir("stdout");
-  auto collector = AppProcess::flowsec(
-      {"-i", "none", "-3", "udp://127.0.0.1:0", "-P", "-", "-D", "j"}, dir.path(), "collector");
-  const int port = collector->listen_port();
-  ASSERT_GT(port, 0) << collector->err();
+  auto collector = start_flowsec({"-i", "none", "-3", "udp://127.0.0.1:0", "-P", "-", "-D", "j"},
+                                 dir.path(), "collector");
+  const auto port = collector->listen_port();
+  ASSERT_GT(port, 0) << collector->log();
   IpfixBuilder ipfix;
-  UdpSender exporter(port);
-  for (int m = 0; m < 5; ++m) ASSERT_TRUE(exporter.send(ipfix.message(10)));
+  UdpSender exporter;
+  for (int m = 0; m < 5; ++m) ASSERT_TRUE(exporter.send(ipfix.message(10), port));
   const std::uint64_t sent = ipfix.records();
   // Written as they come (no rotation, no .tmp), before any signal.
-  EXPECT_TRUE(eventually([&] { return parse_json_lines(collector->out()).size() >= sent; }, 10s))
-      << collector->err();
-  EXPECT_EQ(collector->stop(), 0) << collector->err();
+  EXPECT_TRUE(wait_for([&] { return parse_json_lines(collector->out()).size() >= sent; }, 10s))
+      << collector->log();
+  EXPECT_EQ(collector->stop(), 0) << collector->log();
   const auto t = json_totals(parse_json_lines(collector->out()));
   EXPECT_EQ(t.records, sent);
   EXPECT_EQ(t.packets, IpfixBuilder::packets_sum(sent));
@@ -196,7 +170,7 @@ TEST(AppOutputs, DashPWritesJsonLinesToStdout) {
   EXPECT_FALSE(std::filesystem::exists(dir / "-"));
 }
 
-const std::string kIpfixFile = source_data("ipfix/ipfixcol2_example_flows.ipfix");
+const std::string kIpfixFile = data_path("ipfix/ipfixcol2_example_flows.ipfix");
 
 TEST(AppOutputs, ReplayIpfixFileToJsonFiles) {
   if (!have_command("ipfixDump")) {
@@ -207,10 +181,10 @@ TEST(AppOutputs, ReplayIpfixFileToJsonFiles) {
   ASSERT_TRUE(expected) << "ipfixDump failed on " << kIpfixFile;
   ASSERT_GT(expected->records, 0u);
   const std::string out = dir / "out";
-  auto replay = AppProcess::flowsec({"-i", kIpfixFile, "-P", out, "-D", "j"}, dir.path(), "replay");
-  EXPECT_EQ(replay->wait(30s), 0) << replay->err();
+  auto replay = start_flowsec({"-i", kIpfixFile, "-P", out, "-D", "j"}, dir.path(), "replay");
+  EXPECT_EQ(replay->wait(30s), 0) << replay->log();
   for (const auto& f : files_under(out)) EXPECT_FALSE(ends_with(f, ".tmp")) << f;
-  const auto got = json_totals(json_records(out));
+  const auto got = json_totals(json_values(out));
   EXPECT_EQ(got.records, expected->records) << "flowsec replay vs ipfixDump -s";
   EXPECT_EQ(got.bytes, expected->bytes) << "IN_BYTES vs ipfixDump octetDeltaCount";
   EXPECT_EQ(got.packets, expected->packets) << "IN_PKTS vs ipfixDump packetDeltaCount";
@@ -228,28 +202,24 @@ TEST(AppOutputs, ReplayIpfixFileReexportsToNfcapd) {
   ASSERT_TRUE(expected) << "ipfixDump failed on " << kIpfixFile;
   const std::string nf_dir = dir / "nfcapd";
   std::filesystem::create_directories(nf_dir);
-  const int port = free_port(SOCK_DGRAM);
-  AppProcess nfcapd(
+  const auto port = free_udp_port();
+  ChildProcess nfcapd(
       {"nfcapd", "-w", nf_dir, "-p", std::to_string(port), "-b", "127.0.0.1", "-B", "33554432"},
-      {dir / "nfcapd.out", dir / "nfcapd.out"});
-  ASSERT_TRUE(eventually([&] { return udp_port_bound(port); }, 10s)) << nfcapd.out();
+      dir / "nfcapd.out", dir / "nfcapd.out");
+  ASSERT_TRUE(wait_for([&] { return udp_bound(port); }, 10s)) << nfcapd.out();
 
-  auto replay = AppProcess::flowsec(
-      {"-i", kIpfixFile, "-n", "udp://127.0.0.1:" + std::to_string(port)}, dir.path(), "replay");
-  EXPECT_EQ(replay->wait(30s), 0) << replay->err();
+  auto replay = start_flowsec({"-i", kIpfixFile, "-n", "udp://127.0.0.1:" + std::to_string(port)},
+                              dir.path(), "replay");
+  EXPECT_EQ(replay->wait(30s), 0) << replay->log();
   std::this_thread::sleep_for(300ms);  // the last datagrams reach nfcapd
-  EXPECT_TRUE(nfcapd.stop(10s).has_value()) << "nfcapd did not stop on SIGTERM";
-  auto summary = run({"nfdump", "-R", nf_dir, "-I"}, dir.path(), 30s);
-  ASSERT_EQ(summary.exit_code, 0) << summary.err;
-  auto value = [&](const std::string& key) -> std::uint64_t {
-    std::smatch m;
-    if (!std::regex_search(summary.out, m, std::regex("(^|\n)" + key + ": (\\d+)"))) return 0;
-    return std::stoull(m[2].str());
-  };
-  EXPECT_EQ(value("Flows"), expected->records) << summary.out << replay->err();
-  EXPECT_EQ(value("Bytes"), expected->bytes) << summary.out;
-  EXPECT_EQ(value("Packets"), expected->packets) << summary.out;
+  EXPECT_TRUE(nfcapd.stop(SIGTERM, 10s)) << "nfcapd did not stop on SIGTERM";
+  std::string summary;
+  const auto nf = nfdump_totals(nf_dir, &summary, 30s);
+  ASSERT_TRUE(nf) << summary;
+  EXPECT_EQ(nf->records, expected->records) << summary << replay->log();
+  EXPECT_EQ(nf->bytes, expected->bytes) << summary;
+  EXPECT_EQ(nf->packets, expected->packets) << summary;
 }
 
 }  // namespace
-}  // namespace flowsec::apptest
+}  // namespace flowsec::test::app

@@ -10,7 +10,7 @@
 //  - the well-formed capture (whatsapp_login_chat.pcap) still yields exactly the flows that
 //    tshark's `-z conv,tcp -z conv,udp` shows: one record per direction that carried
 //    frames, with that direction's frame count.
-// Skips with a printed reason when tshark/capinfos (or curl for the metrics) are missing.
+// Skips with a printed reason when tshark/capinfos are missing.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -22,12 +22,12 @@
 
 #include "support/app_process.hpp"
 
-namespace flowsec::apptest {
+namespace flowsec::test::app {
 namespace {
 
 using nlohmann::json;
 
-const std::string kCorpus = source_data("probe_corpus");
+const std::string kCorpus = data_path("probe_corpus");
 const std::string kWellFormed = kCorpus + "/whatsapp_login_chat.pcap";
 
 std::vector<std::string> corpus_captures() {
@@ -42,7 +42,7 @@ std::vector<std::string> corpus_captures() {
 std::optional<std::uint64_t> capinfos_frames(const std::string& dir) {
   std::uint64_t total = 0;
   for (const auto& f : corpus_captures()) {
-    auto r = run({"capinfos", "-c", "-M", f}, dir, 30s);
+    auto r = run_command({"capinfos", "-c", "-M", f}, dir, 30s);
     std::smatch m;
     const std::string text = r.out + r.err;
     if (!std::regex_search(text, m, std::regex(R"(Number of packets:\s+(\d+))"))) {
@@ -68,17 +68,12 @@ std::optional<LogCounts> probe_log_counts(const std::string& err) {
   return LogCounts{std::stoull(m[1].str()), std::stoull(m[2].str()), std::stoull(m[3].str())};
 }
 
-void expect_no_sanitizer_report(const std::string& err) {
-  EXPECT_EQ(err.find("Sanitizer"), std::string::npos) << err;
-  EXPECT_EQ(err.find("runtime error:"), std::string::npos) << err;
-}
-
 // One direction of a tshark conversation: (protocol, src, sport, dst, dport) → frames.
 using DirKey = std::tuple<int, std::string, int, std::string, int>;
 
 std::optional<std::map<DirKey, std::uint64_t>> tshark_directions(const std::string& file,
                                                                  const std::string& dir) {
-  auto r = run({"tshark", "-r", file, "-q", "-z", "conv,tcp", "-z", "conv,udp"}, dir, 30s);
+  auto r = run_command({"tshark", "-r", file, "-q", "-z", "conv,tcp", "-z", "conv,udp"}, dir, 30s);
   if (r.exit_code != 0) return std::nullopt;
   std::map<DirKey, std::uint64_t> out;
   int protocol = 0;
@@ -107,7 +102,7 @@ std::optional<std::map<DirKey, std::uint64_t>> tshark_directions(const std::stri
 // First and last packet times (epoch seconds) of a capture, per tshark.
 std::optional<std::pair<std::int64_t, std::int64_t>> capture_span(const std::string& file,
                                                                   const std::string& dir) {
-  auto r = run({"tshark", "-r", file, "-T", "fields", "-e", "frame.time_epoch"}, dir, 30s);
+  auto r = run_command({"tshark", "-r", file, "-T", "fields", "-e", "frame.time_epoch"}, dir, 30s);
   if (r.exit_code != 0) return std::nullopt;
   std::int64_t first = 0;
   std::int64_t last = 0;
@@ -142,10 +137,10 @@ TEST(AppProbeCorpus, HostileDirectoryIsSurvivedAndCounted) {
 
   // The default template's FIRST_SWITCHED is sysUpTime-based and cannot place these flows
   // (see FlowTimesStayRightWhenTheDirectoryGoesBackInTime): -T adds the absolute times.
-  auto probe = AppProcess::flowsec({"-i", kCorpus, "-P", "-", "-D", "j", "-T", kTemplate},
-                                   dir.path(), "probe");
-  EXPECT_EQ(probe->wait(30s), 0) << probe->err();
-  const std::string err = probe->err();
+  auto probe =
+      start_flowsec({"-i", kCorpus, "-P", "-", "-D", "j", "-T", kTemplate}, dir.path(), "probe");
+  EXPECT_EQ(probe->wait(30s), 0) << probe->log();
+  const std::string err = probe->log();
   expect_no_sanitizer_report(err);
   const auto counts = probe_log_counts(err);
   ASSERT_TRUE(counts) << "no final probe line:\n" << err;
@@ -204,9 +199,9 @@ TEST(AppProbeCorpus, FlowTimesStayRightWhenTheDirectoryGoesBackInTime) {
   TempDir dir("corpus-times");
   const auto span = capture_span(kWellFormed, dir.path());
   ASSERT_TRUE(span);
-  auto probe = AppProcess::flowsec(
-      {"-i", kCorpus, "--no-l7", "-P", "-", "-D", "j", "-T", kTemplate}, dir.path(), "probe");
-  EXPECT_EQ(probe->wait(30s), 0) << probe->err();
+  auto probe = start_flowsec({"-i", kCorpus, "--no-l7", "-P", "-", "-D", "j", "-T", kTemplate},
+                             dir.path(), "probe");
+  EXPECT_EQ(probe->wait(30s), 0) << probe->log();
   int flows = 0;
   int wrong = 0;
   std::string example;
@@ -233,26 +228,25 @@ TEST(AppProbeCorpus, FlowTimesStayRightWhenTheDirectoryGoesBackInTime) {
 // while its export waits for a collector (SPEC §4: shutdown delivers everything), which
 // gives the scrape a window; then a collector appears and the probe exits 0.
 TEST(AppProbeCorpus, MetricsCountMalformedPacketsByReason) {
-  if (!have_command("curl")) GTEST_SKIP() << "curl is not installed";
   if (!have_command("capinfos")) GTEST_SKIP() << "capinfos is not installed (Debian: tshark)";
   TempDir dir("corpus-metrics");
   const auto frames = capinfos_frames(dir.path());
   ASSERT_TRUE(frames) << "capinfos failed";
-  const int metrics = free_port(SOCK_STREAM);
-  const int export_port = free_port(SOCK_STREAM);
-  auto probe = AppProcess::flowsec(
+  const auto metrics = free_tcp_port();
+  const auto export_port = free_tcp_port();
+  auto probe = start_flowsec(
       {"-i", kCorpus, "--no-l7", "-n", "tcp://127.0.0.1:" + std::to_string(export_port),
        "--shutdown-timeout", "25", "--metrics", "127.0.0.1:" + std::to_string(metrics)},
       dir.path(), "probe");
   std::string text;
   auto accounted = [&] {
-    text = scrape(metrics, dir.path());
+    text = http_get(metrics).value_or("");
     return metric_sum(text, "flowsec_probe_packets_total").value_or(0) +
            metric_sum(text, "flowsec_probe_non_ip_packets_total").value_or(0) +
            metric_sum(text, "flowsec_probe_malformed_packets_total").value_or(0);
   };
-  EXPECT_TRUE(eventually([&] { return accounted() >= static_cast<double>(*frames); }, 20s, 200ms))
-      << text << probe->err();
+  EXPECT_TRUE(wait_for([&] { return accounted() >= static_cast<double>(*frames); }, 20s, 200ms))
+      << text << probe->log();
   // flowsec_probe_malformed_packets_total{reason="R"} N
   const std::regex sample(
       "(^|\n)flowsec_probe_malformed_packets_total[{]reason=\"([a-z0-9_]+)\"[}] ([0-9]+)");
@@ -264,17 +258,17 @@ TEST(AppProbeCorpus, MetricsCountMalformedPacketsByReason) {
 
   // A collector for the export; the probe delivers and exits 0.
   auto collector =
-      AppProcess::flowsec({"-i", "none", "-3", "tcp://127.0.0.1:" + std::to_string(export_port),
-                           "-P", dir / "out", "-D", "j", "-F", "1"},
-                          dir.path(), "collector");
-  ASSERT_GT(collector->listen_port(), 0) << collector->err();
-  EXPECT_EQ(probe->wait(35s), 0) << probe->err();
-  EXPECT_EQ(collector->stop(), 0) << collector->err();
-  EXPECT_FALSE(json_records(dir / "out").empty());
-  expect_no_sanitizer_report(probe->err());
+      start_flowsec({"-i", "none", "-3", "tcp://127.0.0.1:" + std::to_string(export_port), "-P",
+                     dir / "out", "-D", "j", "-F", "1"},
+                    dir.path(), "collector");
+  ASSERT_GT(collector->listen_port(), 0) << collector->log();
+  EXPECT_EQ(probe->wait(35s), 0) << probe->log();
+  EXPECT_EQ(collector->stop(), 0) << collector->log();
+  EXPECT_FALSE(json_values(dir / "out").empty());
+  expect_no_sanitizer_report(probe->log());
 
-  const auto counts = probe_log_counts(probe->err());
-  ASSERT_TRUE(counts) << probe->err();
+  const auto counts = probe_log_counts(probe->log());
+  ASSERT_TRUE(counts) << probe->log();
   std::uint64_t sum = 0;
   std::string reasons;
   for (const auto& [reason, n] : by_reason) {
@@ -286,4 +280,4 @@ TEST(AppProbeCorpus, MetricsCountMalformedPacketsByReason) {
 }
 
 }  // namespace
-}  // namespace flowsec::apptest
+}  // namespace flowsec::test::app

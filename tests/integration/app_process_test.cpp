@@ -9,11 +9,11 @@
 //  - SIGHUP after the certificate files were replaced: a new TLS session gets the new
 //    certificate (openssl s_client -showcerts: subject), an established one keeps working.
 //  - --collector-allow 10.0.0.0/8 ignores a 127.0.0.1 exporter: nothing written, and
-//    flowsec_exporters_not_allowed_total moves (curl on --metrics).
+//    flowsec_exporters_not_allowed_total moves (GET --metrics).
 //  - -b 1 prints a stats line within ~6 s, with the number of records sent.
 // Expected values come from the input (IpfixBuilder: records known to the test), from the
 // certificates (made by scripts/make-test-certs.sh) and from /proc.
-// Skips with a printed reason when openssl, curl or the test certificates are missing.
+// Skips with a printed reason when openssl or the test certificates are missing.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -25,30 +25,17 @@
 
 #include "support/app_process.hpp"
 
-namespace flowsec::apptest {
+namespace flowsec::test::app {
 namespace {
 
 // A record-sending exporter for a UDP listener.
-std::uint64_t send_records(int port, int messages, std::size_t per_message, IpfixBuilder& ipfix) {
-  UdpSender exporter(port);
+std::uint64_t send_records(std::uint16_t port, int messages, std::size_t per_message,
+                           IpfixBuilder& ipfix) {
+  UdpSender exporter;
   for (int m = 0; m < messages; ++m) {
-    EXPECT_TRUE(exporter.send(ipfix.message(per_message)));
+    EXPECT_TRUE(exporter.send(ipfix.message(per_message), port));
   }
   return ipfix.records();
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(line);
-  }
-  return out;
-}
-
-void expect_no_sanitizer_report(const std::string& err) {
-  EXPECT_EQ(err.find("Sanitizer"), std::string::npos) << err;
-  EXPECT_EQ(err.find("runtime error:"), std::string::npos) << err;
 }
 
 // ---------------------------------------------------------------- start-up errors
@@ -68,7 +55,7 @@ class AppStartupError : public ::testing::TestWithParam<BadStart> {};
 
 TEST_P(AppStartupError, OneLineNamingTheArgumentAndNonZeroExit) {
   const BadStart& c = GetParam();
-  if (!have_certs()) GTEST_SKIP() << "test certificates missing in " FLOWSEC_TEST_CERTS;
+  if (!have_server_certs()) GTEST_SKIP() << "test certificates missing in " FLOWSEC_TEST_CERTS;
   TempDir dir("startup");
   { std::ofstream(dir / "garbage.pem") << "this is not a certificate\n"; }
   std::vector<std::string> args;
@@ -79,15 +66,15 @@ TEST_P(AppStartupError, OneLineNamingTheArgumentAndNonZeroExit) {
     }
     args.push_back(a);
   }
-  auto p = AppProcess::flowsec(args, dir.path(), "flowsec");
+  auto p = start_flowsec(args, dir.path(), "flowsec");
   const auto code = p->wait(15s);
   ASSERT_TRUE(code.has_value()) << c.name << ": still running";
   EXPECT_NE(*code, 0);
   std::vector<std::string> lines;
-  for (auto& l : lines_of(p->err())) {
+  for (auto& l : lines_of(p->log())) {
     if (l != "(flowsec --help lists the options)") lines.push_back(l);
   }
-  ASSERT_EQ(lines.size(), 1u) << p->err();
+  ASSERT_EQ(lines.size(), 1u) << p->log();
   EXPECT_EQ(lines[0].rfind("flowsec: ", 0), 0u) << lines[0];
   EXPECT_NE(lines[0].find(c.names), std::string::npos)
       << "error line does not name '" << c.names << "': " << lines[0];
@@ -138,13 +125,13 @@ TEST(AppProcess, PortInUseIsAStartupErrorNamingTheEndpoint) {
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
   const std::string url = "udp://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
-  auto p = AppProcess::flowsec({"-i", "none", "-3", url, "-P", dir / "out"}, dir.path(), "flowsec");
+  auto p = start_flowsec({"-i", "none", "-3", url, "-P", dir / "out"}, dir.path(), "flowsec");
   const auto code = p->wait(15s);
   ::close(fd);
   ASSERT_TRUE(code.has_value()) << "flowsec started on a port in use";
   EXPECT_NE(*code, 0);
-  const auto lines = lines_of(p->err());
-  ASSERT_EQ(lines.size(), 1u) << p->err();
+  const auto lines = lines_of(p->log());
+  ASSERT_EQ(lines.size(), 1u) << p->log();
   EXPECT_NE(lines[0].find(url), std::string::npos) << lines[0];
 }
 
@@ -163,15 +150,15 @@ TEST(AppProcess, ConfigFileAsOnlyArgumentWithCommandLineOverride) {
       << "-D j\n"
       << "--dump-frequency=1\n";
   }
-  auto p = AppProcess::flowsec({conf, "-P", dir / "from-cli"}, dir.path(), "flowsec");
-  const int port = p->listen_port();
-  ASSERT_GT(port, 0) << "the listen endpoint of the file is not used: " << p->err();
+  auto p = start_flowsec({conf, "-P", dir / "from-cli"}, dir.path(), "flowsec");
+  const auto port = p->listen_port();
+  ASSERT_GT(port, 0) << "the listen endpoint of the file is not used: " << p->log();
   IpfixBuilder ipfix;
   const auto sent = send_records(port, 3, 10, ipfix);
-  EXPECT_TRUE(eventually([&] { return json_records(dir / "from-cli").size() >= sent; }, 10s))
-      << p->err();
-  EXPECT_EQ(p->stop(), 0) << p->err();
-  EXPECT_EQ(json_records(dir / "from-cli").size(), sent) << "-D j and -F 1 of the file apply";
+  EXPECT_TRUE(wait_for([&] { return json_values(dir / "from-cli").size() >= sent; }, 10s))
+      << p->log();
+  EXPECT_EQ(p->stop(), 0) << p->log();
+  EXPECT_EQ(json_values(dir / "from-cli").size(), sent) << "-D j and -F 1 of the file apply";
   EXPECT_TRUE(files_under(dir / "from-file").empty()) << "-P of the command line overrides";
 }
 
@@ -180,13 +167,13 @@ TEST(AppProcess, ConfigFileAsOnlyArgumentWithCommandLineOverride) {
 TEST(AppProcess, PidFileHoldsThePidAndIsRemovedAtExit) {
   TempDir dir("pid");
   const std::string pid_file = dir / "flowsec.pid";
-  auto p = AppProcess::flowsec(
-      {"-i", "none", "-3", "udp://127.0.0.1:0", "-P", dir / "out", "-g", pid_file}, dir.path(),
-      "flowsec");
-  ASSERT_GT(p->listen_port(), 0) << p->err();
-  ASSERT_TRUE(eventually([&] { return !slurp(pid_file).empty(); }, 10s)) << p->err();
-  EXPECT_EQ(slurp(pid_file), std::to_string(p->pid()) + "\n");
-  EXPECT_EQ(p->stop(), 0) << p->err();
+  auto p =
+      start_flowsec({"-i", "none", "-3", "udp://127.0.0.1:0", "-P", dir / "out", "-g", pid_file},
+                    dir.path(), "flowsec");
+  ASSERT_GT(p->listen_port(), 0) << p->log();
+  ASSERT_TRUE(wait_for([&] { return !slurp_file(pid_file).empty(); }, 10s)) << p->log();
+  EXPECT_EQ(slurp_file(pid_file), std::to_string(p->pid()) + "\n");
+  EXPECT_EQ(p->stop(), 0) << p->log();
   EXPECT_FALSE(std::filesystem::exists(pid_file)) << "pid file left after exit";
 }
 
@@ -198,17 +185,17 @@ TEST(AppProcess, UserOptionDropsPrivilegesAndTheListenerStillWorks) {
   std::filesystem::create_directories(out);
   ASSERT_EQ(::chmod(out.c_str(), 0777), 0);
   ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
-  auto p = AppProcess::flowsec(
+  auto p = start_flowsec(
       {"-i", "none", "-3", "udp://127.0.0.1:0", "-P", out, "-D", "j", "-F", "1", "-u", "nobody"},
       dir.path(), "flowsec");
-  const int port = p->listen_port();
-  ASSERT_GT(port, 0) << p->err();
+  const auto port = p->listen_port();
+  ASSERT_GT(port, 0) << p->log();
   const std::string task_dir = "/proc/" + std::to_string(p->pid()) + "/task";
   auto all_threads_nobody = [&] {
     std::error_code ec;
     int threads = 0;
     for (const auto& t : std::filesystem::directory_iterator(task_dir, ec)) {
-      const std::string status = slurp(t.path().string() + "/status");
+      const std::string status = slurp_file(t.path().string() + "/status");
       std::smatch m;
       if (!std::regex_search(status, m, std::regex(R"(\nUid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+))"))) {
         return false;
@@ -220,13 +207,13 @@ TEST(AppProcess, UserOptionDropsPrivilegesAndTheListenerStillWorks) {
     }
     return threads > 0;
   };
-  EXPECT_TRUE(eventually(all_threads_nobody, 10s))
-      << slurp("/proc/" + std::to_string(p->pid()) + "/status");
+  EXPECT_TRUE(wait_for(all_threads_nobody, 10s))
+      << slurp_file("/proc/" + std::to_string(p->pid()) + "/status");
   IpfixBuilder ipfix;
   const auto sent = send_records(port, 4, 10, ipfix);
-  EXPECT_TRUE(eventually([&] { return json_records(out).size() >= sent; }, 10s)) << p->err();
-  EXPECT_EQ(p->stop(), 0) << p->err();
-  EXPECT_EQ(json_records(out).size(), sent);
+  EXPECT_TRUE(wait_for([&] { return json_values(out).size() >= sent; }, 10s)) << p->log();
+  EXPECT_EQ(p->stop(), 0) << p->log();
+  EXPECT_EQ(json_values(out).size(), sent);
 }
 
 // ---------------------------------------------------------------- signals
@@ -234,30 +221,29 @@ TEST(AppProcess, UserOptionDropsPrivilegesAndTheListenerStillWorks) {
 class AppStopSignal : public ::testing::TestWithParam<int> {};
 
 TEST_P(AppStopSignal, RecordsReceivedBeforeTheSignalAreWrittenAndExitIsZero) {
-  if (!have_command("curl")) GTEST_SKIP() << "curl is not installed";
   TempDir dir("signal");
   const std::string out = dir / "out";
-  const int metrics = free_port(SOCK_STREAM);
+  const auto metrics = free_tcp_port();
   // Default -F 60: the records are still in the open file when the signal comes.
-  auto p = AppProcess::flowsec({"-i", "none", "-3", "udp://127.0.0.1:0", "-P", out, "-D", "j",
-                                "--metrics", "127.0.0.1:" + std::to_string(metrics)},
-                               dir.path(), "flowsec");
-  const int port = p->listen_port();
-  ASSERT_GT(port, 0) << p->err();
+  auto p = start_flowsec({"-i", "none", "-3", "udp://127.0.0.1:0", "-P", out, "-D", "j",
+                          "--metrics", "127.0.0.1:" + std::to_string(metrics)},
+                         dir.path(), "flowsec");
+  const auto port = p->listen_port();
+  ASSERT_GT(port, 0) << p->log();
   IpfixBuilder ipfix;
   const auto sent = send_records(port, 10, 10, ipfix);
   // Received (counted by the collector) before the signal.
-  ASSERT_TRUE(eventually(
+  ASSERT_TRUE(wait_for(
       [&] {
-        return metric_sum(scrape(metrics, dir.path()), "flowsec_records_received_total")
+        return metric_sum(http_get(metrics).value_or(""), "flowsec_records_received_total")
                    .value_or(0) >= static_cast<double>(sent);
       },
       10s, 100ms))
-      << p->err();
-  EXPECT_EQ(p->stop(15s, GetParam()), 0) << p->err();
-  EXPECT_EQ(json_records(out).size(), sent);
+      << p->log();
+  EXPECT_EQ(p->stop(15s, GetParam()), 0) << p->log();
+  EXPECT_EQ(json_values(out).size(), sent);
   for (const auto& f : files_under(out)) EXPECT_FALSE(ends_with(f, ".tmp")) << f;
-  expect_no_sanitizer_report(p->err());
+  expect_no_sanitizer_report(p->log());
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, AppStopSignal, ::testing::Values(SIGINT, SIGTERM),
@@ -267,16 +253,16 @@ INSTANTIATE_TEST_SUITE_P(Signals, AppStopSignal, ::testing::Values(SIGINT, SIGTE
 
 // The subject of the certificate a new TLS session to 127.0.0.1:port is shown.
 std::string server_subject(int port, const std::string& dir) {
-  auto r =
-      run({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-showcerts"},
-          dir, 10s);
+  auto r = run_command(
+      {"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-showcerts"}, dir,
+      10s);
   std::smatch m;
   if (std::regex_search(r.out, m, std::regex(R"(\n\s*0 s:([^\n]*))"))) return m[1].str();
   return {};
 }
 
 TEST(AppProcess, SighupReloadsCertificateWithoutDroppingSessions) {
-  if (!have_certs()) GTEST_SKIP() << "test certificates missing in " FLOWSEC_TEST_CERTS;
+  if (!have_server_certs()) GTEST_SKIP() << "test certificates missing in " FLOWSEC_TEST_CERTS;
   if (!have_command("openssl")) GTEST_SKIP() << "the openssl command is not installed";
   TempDir dir("sighup");
   const std::string cert = dir / "cert.pem";
@@ -292,48 +278,48 @@ TEST(AppProcess, SighupReloadsCertificateWithoutDroppingSessions) {
   };
   install("server");  // CN=localhost
   const std::string out = dir / "out";
-  auto collector = AppProcess::flowsec({"-i", "none", "-3", "tls://127.0.0.1:0", "--tls-cert", cert,
-                                        "--tls-priv-key", key, "-P", out, "-D", "j", "-F", "1"},
-                                       dir.path(), "collector");
-  const int tls_port = collector->listen_port();
-  ASSERT_GT(tls_port, 0) << collector->err();
+  auto collector = start_flowsec({"-i", "none", "-3", "tls://127.0.0.1:0", "--tls-cert", cert,
+                                  "--tls-priv-key", key, "-P", out, "-D", "j", "-F", "1"},
+                                 dir.path(), "collector");
+  const auto tls_port = collector->listen_port();
+  ASSERT_GT(tls_port, 0) << collector->log();
   // The established session: a proxy relaying UDP to the collector over TLS.
-  auto proxy = AppProcess::flowsec(
+  auto proxy = start_flowsec(
       {"-i", "none", "-3", "udp://127.0.0.1:0", "-n", "tls://localhost:" + std::to_string(tls_port),
        "--tls-ca", cert_path("ca.pem")},
       dir.path(), "proxy");
-  const int udp_port = proxy->listen_port();
-  ASSERT_GT(udp_port, 0) << proxy->err();
+  const auto udp_port = proxy->listen_port();
+  ASSERT_GT(udp_port, 0) << proxy->log();
   IpfixBuilder ipfix;
   auto before = send_records(udp_port, 5, 10, ipfix);
-  ASSERT_TRUE(eventually([&] { return json_records(out).size() >= before; }, 15s))
-      << proxy->err() << collector->err();
+  ASSERT_TRUE(wait_for([&] { return json_values(out).size() >= before; }, 15s))
+      << proxy->log() << collector->log();
   const std::string old_subject = server_subject(tls_port, dir.path());
   EXPECT_NE(old_subject.find("CN = localhost"), std::string::npos) << old_subject;
 
   install("other-name");  // CN=other.example, same CA
   collector->signal(SIGHUP);
   std::string new_subject;
-  EXPECT_TRUE(eventually(
+  EXPECT_TRUE(wait_for(
       [&] {
         new_subject = server_subject(tls_port, dir.path());
         return new_subject.find("other.example") != std::string::npos;
       },
       10s, 200ms))
       << "a new session after SIGHUP still sees: " << new_subject << "\n"
-      << collector->err();
+      << collector->log();
 
   // The proxy's session is the one made before SIGHUP: a reconnect would now fail (the new
   // certificate does not name localhost), so these records arrive only over the old one.
   const auto total = send_records(udp_port, 5, 10, ipfix);
-  EXPECT_TRUE(eventually([&] { return json_records(out).size() >= total; }, 15s))
+  EXPECT_TRUE(wait_for([&] { return json_values(out).size() >= total; }, 15s))
       << "records after SIGHUP did not arrive\n"
-      << proxy->err() << collector->err();
-  EXPECT_TRUE(collector->running()) << collector->err();
-  EXPECT_EQ(proxy->stop(), 0) << proxy->err();
-  EXPECT_EQ(collector->stop(), 0) << collector->err();
-  EXPECT_EQ(json_records(out).size(), total);
-  const std::string log = proxy->err();
+      << proxy->log() << collector->log();
+  EXPECT_TRUE(collector->running()) << collector->log();
+  EXPECT_EQ(proxy->stop(), 0) << proxy->log();
+  EXPECT_EQ(collector->stop(), 0) << collector->log();
+  EXPECT_EQ(json_values(out).size(), total);
+  const std::string log = proxy->log();
   const std::regex connected("connected( after [0-9]+ failed attempts)? \\(TLS");
   const auto connects = std::distance(std::sregex_iterator(log.begin(), log.end(), connected),
                                       std::sregex_iterator());
@@ -343,29 +329,28 @@ TEST(AppProcess, SighupReloadsCertificateWithoutDroppingSessions) {
 // ---------------------------------------------------------------- --collector-allow
 
 TEST(AppProcess, CollectorAllowIgnoresOtherExporters) {
-  if (!have_command("curl")) GTEST_SKIP() << "curl is not installed";
   TempDir dir("allow");
   const std::string out = dir / "out";
-  const int metrics = free_port(SOCK_STREAM);
-  auto p = AppProcess::flowsec(
+  const auto metrics = free_tcp_port();
+  auto p = start_flowsec(
       {"-i", "none", "-3", "udp://127.0.0.1:0", "-P", out, "-D", "j", "-F", "1",
        "--collector-allow", "10.0.0.0/8", "--metrics", "127.0.0.1:" + std::to_string(metrics)},
       dir.path(), "flowsec");
-  const int port = p->listen_port();
-  ASSERT_GT(port, 0) << p->err();
+  const auto port = p->listen_port();
+  ASSERT_GT(port, 0) << p->log();
   IpfixBuilder ipfix;
   send_records(port, 5, 10, ipfix);
   std::string text;
-  EXPECT_TRUE(eventually(
+  EXPECT_TRUE(wait_for(
       [&] {
-        text = scrape(metrics, dir.path());
+        text = http_get(metrics).value_or("");
         return metric_sum(text, "flowsec_exporters_not_allowed_total").value_or(0) > 0;
       },
       10s, 100ms))
       << text;
   std::this_thread::sleep_for(1200ms);  // a -F 1 period passes: anything written would show
-  EXPECT_EQ(p->stop(), 0) << p->err();
-  EXPECT_TRUE(json_records(out).empty());
+  EXPECT_EQ(p->stop(), 0) << p->log();
+  EXPECT_TRUE(json_values(out).empty());
   EXPECT_EQ(metric_sum(text, "flowsec_records_received_total").value_or(0), 0) << text;
 }
 
@@ -373,21 +358,20 @@ TEST(AppProcess, CollectorAllowIgnoresOtherExporters) {
 
 TEST(AppProcess, VerboseOnePrintsAStatsLine) {
   TempDir dir("stats");
-  auto p =
-      AppProcess::flowsec({"-i", "none", "-3", "udp://127.0.0.1:0", "-P", dir / "out", "-b", "1"},
-                          dir.path(), "flowsec");
-  const int port = p->listen_port();
-  ASSERT_GT(port, 0) << p->err();
+  auto p = start_flowsec({"-i", "none", "-3", "udp://127.0.0.1:0", "-P", dir / "out", "-b", "1"},
+                         dir.path(), "flowsec");
+  const auto port = p->listen_port();
+  ASSERT_GT(port, 0) << p->log();
   IpfixBuilder ipfix;
   const auto sent = send_records(port, 3, 10, ipfix);
   const auto start = Clock::now();
-  EXPECT_TRUE(p->wait_for_log("records=" + std::to_string(sent) + "\\b", 7s)) << p->err();
+  EXPECT_TRUE(p->wait_for_log("records=" + std::to_string(sent) + "\\b", 7s)) << p->log();
   std::printf(
       "stats line after %lld ms\n",
       static_cast<long long>(
           std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()));
-  EXPECT_EQ(p->stop(), 0) << p->err();
+  EXPECT_EQ(p->stop(), 0) << p->log();
 }
 
 }  // namespace
-}  // namespace flowsec::apptest
+}  // namespace flowsec::test::app

@@ -32,31 +32,25 @@
 #include "support/app_process.hpp"
 #include "support/udp_datagrams.hpp"
 
-namespace flowsec::apptest {
+namespace flowsec::test::app {
 namespace {
 
 using nlohmann::json;
 
-struct Expected {
-  std::uint64_t records = 0;
-  std::uint64_t bytes = 0;
-  std::uint64_t packets = 0;
-};
-
 // tshark's view of NetFlow v9 / IPFIX captures sent to UDP 9991.
-std::optional<Expected> tshark_expected_uncached(const std::vector<std::string>& files,
-                                                 const std::string& dir) {
-  Expected e;
+std::optional<Totals> tshark_expected_uncached(const std::vector<std::string>& files,
+                                               const std::string& dir) {
+  Totals e;
   static const std::regex set_line(R"((^|\n) +(Flow)?Set \d+ \[id=\d+\] \((\d+) flows\))");
   for (const auto& f : files) {
-    auto v = run({"tshark", "-r", f, "-d", "udp.port==9991,cflow", "-V"}, dir, 30s);
+    auto v = run_command({"tshark", "-r", f, "-d", "udp.port==9991,cflow", "-V"}, dir, 30s);
     if (v.exit_code != 0) return std::nullopt;
     for (std::sregex_iterator it(v.out.begin(), v.out.end(), set_line), end; it != end; ++it) {
       e.records += std::stoull((*it)[3].str());
     }
-    auto fields = run({"tshark", "-r", f, "-d", "udp.port==9991,cflow", "-T", "fields", "-E",
-                       "separator=;", "-e", "cflow.octets", "-e", "cflow.packets"},
-                      dir, 30s);
+    auto fields = run_command({"tshark", "-r", f, "-d", "udp.port==9991,cflow", "-T", "fields",
+                               "-E", "separator=;", "-e", "cflow.octets", "-e", "cflow.packets"},
+                              dir, 30s);
     if (fields.exit_code != 0) return std::nullopt;
     std::istringstream in(fields.out);
     for (std::string line; std::getline(in, line);) {
@@ -76,9 +70,9 @@ std::optional<Expected> tshark_expected_uncached(const std::vector<std::string>&
 }
 
 // The same, remembered per list of files (tshark is the slow part of these tests).
-std::optional<Expected> tshark_expected(const std::vector<std::string>& files,
-                                        const std::string& dir) {
-  static std::map<std::vector<std::string>, Expected> cache;
+std::optional<Totals> tshark_expected(const std::vector<std::string>& files,
+                                      const std::string& dir) {
+  static std::map<std::vector<std::string>, Totals> cache;
   if (auto it = cache.find(files); it != cache.end()) return it->second;
   auto e = tshark_expected_uncached(files, dir);
   if (e) cache[files] = *e;
@@ -87,14 +81,14 @@ std::optional<Expected> tshark_expected(const std::vector<std::string>& files,
 
 // Replays the UDP payloads of the captures to 127.0.0.1:port, one socket per original
 // exporter (address and port), in capture order. Returns the number of datagrams.
-std::size_t replay(const std::vector<std::string>& files, int port) {
+std::size_t replay(const std::vector<std::string>& files, std::uint16_t port) {
   std::map<std::string, std::unique_ptr<UdpSender>> senders;
   std::size_t n = 0;
   for (const auto& f : files) {
     for (const auto& d : test::read_udp_datagrams(f)) {
       auto& s = senders[d.src.to_string() + "/" + std::to_string(d.src_port)];
-      if (!s) s = std::make_unique<UdpSender>(port);
-      EXPECT_TRUE(s->send(d.payload));
+      if (!s) s = std::make_unique<UdpSender>();
+      EXPECT_TRUE(s->send(d.payload, port));
       if (++n % 32 == 0) std::this_thread::sleep_for(5ms);  // no kernel drops on loopback
     }
   }
@@ -108,51 +102,40 @@ bool is_proxy_metadata(const json& r) {
 // Flow records under a -P dir, without the proxy's own metadata records.
 std::vector<json> flow_records(const std::string& dir) {
   std::vector<json> out;
-  for (auto& r : json_records(dir)) {
+  for (auto& r : json_values(dir)) {
     if (!is_proxy_metadata(r)) out.push_back(std::move(r));
   }
   return out;
 }
 
-Expected totals(const std::vector<json>& records) {
-  Expected t;
-  t.records = records.size();
-  for (const auto& r : records) {
-    if (!r.is_object()) continue;
-    if (r.contains("IN_BYTES")) t.bytes += as_u64(r["IN_BYTES"]);
-    if (r.contains("IN_PKTS")) t.packets += as_u64(r["IN_PKTS"]);
-  }
-  return t;
-}
-
 class AppProxy : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!have_certs()) {
+    if (!have_server_certs()) {
       GTEST_SKIP() << "test certificates missing in " FLOWSEC_TEST_CERTS
                       " (ctest's make_test_certs makes them)";
     }
   }
 
   // The final collector: TLS listener, JSON lines rotated every second.
-  std::unique_ptr<AppProcess> start_collector(const std::string& out_dir, int port,
-                                              const std::string& name) {
-    return AppProcess::flowsec({"-i", "none", "-3", "tls://127.0.0.1:" + std::to_string(port),
-                                "--tls-cert", cert_path("server.pem"), "--tls-priv-key",
-                                cert_path("server.key"), "-P", out_dir, "-D", "j", "-F", "1"},
-                               dir_.path(), name);
+  std::unique_ptr<FlowsecProcess> start_collector(const std::string& out_dir, int port,
+                                                  const std::string& name) {
+    return start_flowsec({"-i", "none", "-3", "tls://127.0.0.1:" + std::to_string(port),
+                          "--tls-cert", cert_path("server.pem"), "--tls-priv-key",
+                          cert_path("server.key"), "-P", out_dir, "-D", "j", "-F", "1"},
+                         dir_.path(), name);
   }
-  std::unique_ptr<AppProcess> start_proxy(const std::vector<std::string>& export_args) {
+  std::unique_ptr<FlowsecProcess> start_proxy(const std::vector<std::string>& export_args) {
     std::vector<std::string> args{"-i", "none", "--collector-port", "udp://127.0.0.1:0"};
     args.insert(args.end(), export_args.begin(), export_args.end());
-    return AppProcess::flowsec(args, dir_.path(), "proxy");
+    return start_flowsec(args, dir_.path(), "proxy");
   }
 
   TempDir dir_{"proxy"};
   const std::vector<std::string> captures_{
-      source_data("export/pmacct/100-IPFIXv10-CISCO_traffic-00.pcap"),
-      source_data("export/pmacct/101-NFv9-CISCO-cust_primitives_traffic-00.pcap"),
-      source_data("export/pmacct/102-NFv9-CISCO-f2rd-pretag-sampling-reload_traffic-00.pcap")};
+      data_path("export/pmacct/100-IPFIXv10-CISCO_traffic-00.pcap"),
+      data_path("export/pmacct/101-NFv9-CISCO-cust_primitives_traffic-00.pcap"),
+      data_path("export/pmacct/102-NFv9-CISCO-f2rd-pretag-sampling-reload_traffic-00.pcap")};
 };
 
 // -n tls://localhost:P2 --tls-ca ca.pem -V 10: every record of v9 and IPFIX input reaches
@@ -165,26 +148,26 @@ TEST_F(AppProxy, TlsRelayCarriesEveryRecordOfPmacctCaptures) {
 
   const std::string out = dir_ / "out";
   auto collector = start_collector(out, 0, "collector");
-  const int p2 = collector->listen_port();
-  ASSERT_GT(p2, 0) << collector->err();
+  const auto p2 = collector->listen_port();
+  ASSERT_GT(p2, 0) << collector->log();
   auto proxy = start_proxy(
       {"-n", "tls://localhost:" + std::to_string(p2), "--tls-ca", cert_path("ca.pem"), "-V", "10"});
-  const int p1 = proxy->listen_port();
-  ASSERT_GT(p1, 0) << proxy->err();
+  const auto p1 = proxy->listen_port();
+  ASSERT_GT(p1, 0) << proxy->log();
 
   replay(captures_, p1);
-  EXPECT_TRUE(eventually([&] { return flow_records(out).size() >= expected->records; }, 20s))
+  EXPECT_TRUE(wait_for([&] { return flow_records(out).size() >= expected->records; }, 20s))
       << flow_records(out).size() << " of " << expected->records << "\nproxy:\n"
-      << proxy->err();
-  EXPECT_EQ(proxy->stop(), 0) << proxy->err();
-  EXPECT_EQ(collector->stop(), 0) << collector->err();
+      << proxy->log();
+  EXPECT_EQ(proxy->stop(), 0) << proxy->log();
+  EXPECT_EQ(collector->stop(), 0) << collector->log();
 
-  const auto got = totals(flow_records(out));
+  const auto got = json_totals(flow_records(out));
   EXPECT_EQ(got.records, expected->records) << "flowsec proxy+collector vs tshark";
   EXPECT_EQ(got.bytes, expected->bytes) << "IN_BYTES sum vs tshark's cflow.octets";
   EXPECT_EQ(got.packets, expected->packets) << "IN_PKTS sum vs tshark's cflow.packets";
-  EXPECT_TRUE(std::regex_search(proxy->err(), std::regex("connected \\(TLSv1\\.[23]\\)")))
-      << proxy->err();
+  EXPECT_TRUE(std::regex_search(proxy->log(), std::regex("connected \\(TLSv1\\.[23]\\)")))
+      << proxy->log();
   std::printf("tshark: %llu records, %llu bytes, %llu packets; final collector: %llu/%llu/%llu\n",
               static_cast<unsigned long long>(expected->records),
               static_cast<unsigned long long>(expected->bytes),
@@ -205,32 +188,28 @@ TEST_F(AppProxy, V9OverUdpToNfcapdKeepsTotals) {
 
   const std::string nf_dir = dir_ / "nfcapd";
   std::filesystem::create_directories(nf_dir);
-  const int p3 = free_port(SOCK_DGRAM);
-  AppProcess nfcapd(
+  const auto p3 = free_udp_port();
+  ChildProcess nfcapd(
       {"nfcapd", "-w", nf_dir, "-p", std::to_string(p3), "-b", "127.0.0.1", "-B", "33554432"},
-      {dir_ / "nfcapd.out", dir_ / "nfcapd.out"});
-  ASSERT_TRUE(eventually([&] { return udp_port_bound(p3); }, 10s)) << nfcapd.out();
+      dir_ / "nfcapd.out", dir_ / "nfcapd.out");
+  ASSERT_TRUE(wait_for([&] { return udp_bound(p3); }, 10s)) << nfcapd.out();
 
   auto proxy = start_proxy({"-n", "udp://127.0.0.1:" + std::to_string(p3), "-V", "9"});
-  const int p1 = proxy->listen_port();
-  ASSERT_GT(p1, 0) << proxy->err();
+  const auto p1 = proxy->listen_port();
+  ASSERT_GT(p1, 0) << proxy->log();
   replay(captures_, p1);
   // The proxy exports within ~100 ms of receiving; its clean exit means all was sent.
   std::this_thread::sleep_for(500ms);
-  EXPECT_EQ(proxy->stop(), 0) << proxy->err();
+  EXPECT_EQ(proxy->stop(), 0) << proxy->log();
   std::this_thread::sleep_for(300ms);
-  EXPECT_TRUE(nfcapd.stop(10s).has_value()) << "nfcapd did not stop on SIGTERM";
+  EXPECT_TRUE(nfcapd.stop(SIGTERM, 10s)) << "nfcapd did not stop on SIGTERM";
 
-  auto summary = run({"nfdump", "-R", nf_dir, "-I"}, dir_.path(), 30s);
-  ASSERT_EQ(summary.exit_code, 0) << summary.err;
-  auto value = [&](const std::string& key) -> std::uint64_t {
-    std::smatch m;
-    if (!std::regex_search(summary.out, m, std::regex("(^|\n)" + key + ": (\\d+)"))) return 0;
-    return std::stoull(m[2].str());
-  };
-  EXPECT_EQ(value("Flows"), expected->records) << summary.out << proxy->err();
-  EXPECT_EQ(value("Bytes"), expected->bytes) << summary.out;
-  EXPECT_EQ(value("Packets"), expected->packets) << summary.out;
+  std::string summary;
+  const auto nf = nfdump_totals(nf_dir, &summary, 30s);
+  ASSERT_TRUE(nf) << summary;
+  EXPECT_EQ(nf->records, expected->records) << summary << proxy->log();
+  EXPECT_EQ(nf->bytes, expected->bytes) << summary;
+  EXPECT_EQ(nf->packets, expected->packets) << summary;
 }
 
 // softflowd 1.1.0 (-v 9) reading a capture exports through the proxy (-V 9) to nfcapd; the
@@ -240,48 +219,37 @@ TEST_F(AppProxy, SoftflowdThroughTheProxyEqualsSoftflowdDirect) {
   if (!have_command("nfcapd") || !have_command("nfdump")) {
     GTEST_SKIP() << "nfcapd/nfdump are not installed (Debian: nfdump)";
   }
-  const std::string pcap = source_data("probe/whatsapp_login_chat.pcap");
-  auto nfdump_totals = [&](const std::string& nf_dir) {
-    auto r = run({"nfdump", "-R", nf_dir, "-I"}, dir_.path(), 30s);
-    Expected t;
-    std::smatch m;
-    if (std::regex_search(r.out, m, std::regex("(^|\n)Flows: (\\d+)")))
-      t.records = std::stoull(m[2].str());
-    if (std::regex_search(r.out, m, std::regex("(^|\n)Bytes: (\\d+)")))
-      t.bytes = std::stoull(m[2].str());
-    if (std::regex_search(r.out, m, std::regex("(^|\n)Packets: (\\d+)")))
-      t.packets = std::stoull(m[2].str());
-    return t;
-  };
+  const std::string pcap = data_path("probe/whatsapp_login_chat.pcap");
   // Runs softflowd into 127.0.0.1:port, optionally through a proxy, into a fresh nfcapd.
   auto one_run = [&](const std::string& name, bool through_proxy) {
     const std::string nf_dir = dir_ / name;
     std::filesystem::create_directories(nf_dir);
-    const int nf_port = free_port(SOCK_DGRAM);
-    AppProcess nfcapd({"nfcapd", "-w", nf_dir, "-p", std::to_string(nf_port), "-b", "127.0.0.1"},
-                      {dir_ / (name + ".nfcapd.out"), dir_ / (name + ".nfcapd.out")});
-    EXPECT_TRUE(eventually([&] { return udp_port_bound(nf_port); }, 10s)) << nfcapd.out();
-    std::unique_ptr<AppProcess> proxy;
+    const auto nf_port = free_udp_port();
+    ChildProcess nfcapd({"nfcapd", "-w", nf_dir, "-p", std::to_string(nf_port), "-b", "127.0.0.1"},
+                        dir_ / (name + ".nfcapd.out"), dir_ / (name + ".nfcapd.out"));
+    EXPECT_TRUE(wait_for([&] { return udp_bound(nf_port); }, 10s)) << nfcapd.out();
+    std::unique_ptr<FlowsecProcess> proxy;
     int target = nf_port;
     if (through_proxy) {
       proxy = start_proxy({"-n", "udp://127.0.0.1:" + std::to_string(nf_port), "-V", "9"});
       target = proxy->listen_port();
-      EXPECT_GT(target, 0) << proxy->err();
+      EXPECT_GT(target, 0) << proxy->log();
     }
-    auto sf = run({"softflowd", "-r", pcap, "-n", "127.0.0.1:" + std::to_string(target), "-v", "9"},
-                  dir_.path(), 30s);
+    auto sf = run_command(
+        {"softflowd", "-r", pcap, "-n", "127.0.0.1:" + std::to_string(target), "-v", "9"},
+        dir_.path(), 30s);
     EXPECT_EQ(sf.exit_code, 0) << sf.err;
     std::this_thread::sleep_for(500ms);
     if (proxy) {
-      EXPECT_EQ(proxy->stop(), 0) << proxy->err();
+      EXPECT_EQ(proxy->stop(), 0) << proxy->log();
     }
     std::this_thread::sleep_for(300ms);
-    EXPECT_TRUE(nfcapd.stop(10s).has_value());
-    return nfdump_totals(nf_dir);
+    EXPECT_TRUE(nfcapd.stop(SIGTERM, 10s));
+    return nfdump_totals(nf_dir, nullptr, 30s).value_or(Totals{});
   };
-  const Expected direct = one_run("direct", false);
+  const Totals direct = one_run("direct", false);
   ASSERT_GT(direct.records, 0u) << "softflowd → nfcapd gave no flows";
-  const Expected proxied = one_run("proxied", true);
+  const Totals proxied = one_run("proxied", true);
   EXPECT_EQ(proxied.records, direct.records);
   EXPECT_EQ(proxied.bytes, direct.bytes);
   EXPECT_EQ(proxied.packets, direct.packets);
@@ -306,18 +274,18 @@ TEST_F(AppProxy, TemplateMapsRecordsOntoTheGivenFields) {
 
   const std::string out = dir_ / "out";
   auto collector = start_collector(out, 0, "collector");
-  const int p2 = collector->listen_port();
-  ASSERT_GT(p2, 0) << collector->err();
+  const auto p2 = collector->listen_port();
+  ASSERT_GT(p2, 0) << collector->log();
   auto proxy =
       start_proxy({"-n", "tls://localhost:" + std::to_string(p2), "--tls-ca", cert_path("ca.pem"),
                    "-T", "%IPV4_SRC_ADDR %IPV4_DST_ADDR %IN_BYTES %IN_PKTS"});
-  const int p1 = proxy->listen_port();
-  ASSERT_GT(p1, 0) << proxy->err();
+  const auto p1 = proxy->listen_port();
+  ASSERT_GT(p1, 0) << proxy->log();
   replay(inputs, p1);
-  EXPECT_TRUE(eventually([&] { return flow_records(out).size() >= expected->records; }, 20s))
-      << proxy->err();
-  EXPECT_EQ(proxy->stop(), 0) << proxy->err();
-  EXPECT_EQ(collector->stop(), 0) << collector->err();
+  EXPECT_TRUE(wait_for([&] { return flow_records(out).size() >= expected->records; }, 20s))
+      << proxy->log();
+  EXPECT_EQ(proxy->stop(), 0) << proxy->log();
+  EXPECT_EQ(collector->stop(), 0) << collector->log();
 
   const auto records = flow_records(out);
   const std::set<std::string> wanted{"IPV4_SRC_ADDR", "IPV4_DST_ADDR", "IN_BYTES", "IN_PKTS"};
@@ -332,7 +300,7 @@ TEST_F(AppProxy, TemplateMapsRecordsOntoTheGivenFields) {
                                  std::regex(R"(\d+\.\d+\.\d+\.\d+)")))
         << r.dump();
   }
-  const auto got = totals(records);
+  const auto got = json_totals(records);
   EXPECT_EQ(got.records, expected->records);
   EXPECT_EQ(got.bytes, expected->bytes);
   EXPECT_EQ(got.packets, expected->packets);
@@ -344,18 +312,18 @@ TEST_F(AppProxy, FinalCollectorKilledAndRestartedLosesNothing) {
   const std::string out1 = dir_ / "out1";
   const std::string out2 = dir_ / "out2";
   auto collector = start_collector(out1, 0, "collector1");
-  const int p2 = collector->listen_port();
-  ASSERT_GT(p2, 0) << collector->err();
+  const auto p2 = collector->listen_port();
+  ASSERT_GT(p2, 0) << collector->log();
   auto proxy =
       start_proxy({"-n", "tls://localhost:" + std::to_string(p2), "--tls-ca", cert_path("ca.pem")});
-  const int p1 = proxy->listen_port();
-  ASSERT_GT(p1, 0) << proxy->err();
+  const auto p1 = proxy->listen_port();
+  ASSERT_GT(p1, 0) << proxy->log();
 
   IpfixBuilder ipfix;
-  UdpSender exporter(p1);
+  UdpSender exporter;
   auto send_records = [&](int messages, std::size_t per_message) {
     for (int m = 0; m < messages; ++m) {
-      ASSERT_TRUE(exporter.send(ipfix.message(per_message)));
+      ASSERT_TRUE(exporter.send(ipfix.message(per_message), p1));
       std::this_thread::sleep_for(10ms);
     }
   };
@@ -369,7 +337,7 @@ TEST_F(AppProxy, FinalCollectorKilledAndRestartedLosesNothing) {
   // A: delivered and written before the kill.
   send_records(20, 10);
   const std::uint64_t before_kill = ipfix.records();
-  ASSERT_TRUE(eventually([&] { return flow_records(out1).size() >= before_kill; }, 15s))
+  ASSERT_TRUE(wait_for([&] { return flow_records(out1).size() >= before_kill; }, 15s))
       << flow_records(out1).size() << " of " << before_kill;
   collector->kill_now();
 
@@ -377,20 +345,20 @@ TEST_F(AppProxy, FinalCollectorKilledAndRestartedLosesNothing) {
   send_records(20, 10);
   std::this_thread::sleep_for(500ms);
   collector = start_collector(out2, p2, "collector2");
-  ASSERT_EQ(collector->listen_port(), p2) << collector->err();
+  ASSERT_EQ(collector->listen_port(), p2) << collector->log();
 
   // C: after the restart.
   send_records(20, 10);
   const std::uint64_t total = ipfix.records();
-  const bool complete = eventually(
+  const bool complete = wait_for(
       [&] {
         std::set<std::uint64_t> ids;
         for (const auto& r : all_records()) ids.insert(as_u64(r["IN_PKTS"]));
         return ids.size() >= total;
       },
       25s, 200ms);
-  EXPECT_EQ(proxy->stop(), 0) << proxy->err();
-  EXPECT_EQ(collector->stop(), 0) << collector->err();
+  EXPECT_EQ(proxy->stop(), 0) << proxy->log();
+  EXPECT_EQ(collector->stop(), 0) << collector->log();
 
   // Record i has IN_PKTS i+1 and IN_BYTES 100*(i+1) (IpfixBuilder).
   std::map<std::uint64_t, int> seen;
@@ -411,7 +379,7 @@ TEST_F(AppProxy, FinalCollectorKilledAndRestartedLosesNothing) {
   }
   EXPECT_TRUE(complete);
   // The kill was seen: the proxy connected twice (else this test proved nothing).
-  const std::string log = proxy->err();
+  const std::string log = proxy->log();
   const std::regex connected("connected( after [0-9]+ failed attempts)? \\(TLS");
   EXPECT_GE(std::distance(std::sregex_iterator(log.begin(), log.end(), connected),
                           std::sregex_iterator()),
@@ -420,11 +388,11 @@ TEST_F(AppProxy, FinalCollectorKilledAndRestartedLosesNothing) {
   EXPECT_TRUE(missing.empty()) << missing.size() << " of " << total
                                << " records lost across the collector restart; first: "
                                << first_missing << "\nproxy log:\n"
-                               << proxy->err();
+                               << proxy->log();
   std::printf("restart: %llu records sent, %zu lost, %llu duplicates\n",
               static_cast<unsigned long long>(total), missing.size(),
               static_cast<unsigned long long>(duplicates));
 }
 
 }  // namespace
-}  // namespace flowsec::apptest
+}  // namespace flowsec::test::app

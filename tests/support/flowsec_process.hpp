@@ -50,6 +50,7 @@
 #include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -77,6 +78,20 @@ inline std::string data_path(const std::string& rel) {
 }
 inline std::string cert_path(const std::string& name) {
   return std::string(FLOWSEC_TEST_CERTS) + "/" + name;
+}
+
+inline bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+// The non-empty lines of `text`.
+inline std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
 }
 
 // `dir`/`stem`-PID-N: a name no other call (any thread) or test process uses.
@@ -113,12 +128,13 @@ class TempDir {
   std::string path_;
 };
 
-// Polls pred() every 10 ms until it holds (true) or `limit` passes (false).
-inline bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds limit) {
+// Polls pred() every `step` (10 ms) until it holds (true) or `limit` passes (false).
+inline bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds limit,
+                     std::chrono::milliseconds step = std::chrono::milliseconds(10)) {
   const auto until = std::chrono::steady_clock::now() + limit;
   while (!pred()) {
     if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(step);
   }
   return true;
 }
@@ -210,6 +226,13 @@ class ChildProcess {
   // nullopt if it is still running or died of a signal (exit_description() says which).
   std::optional<int> wait_exit(std::chrono::milliseconds limit) {
     wait_ended(limit);
+    return exit_code();
+  }
+  // As a shell reports it: the exit code, or 128 + N if signal N ended it; nullopt while
+  // running.
+  [[nodiscard]] std::optional<int> status_code() const {
+    if (!reaped_) return std::nullopt;
+    if (WIFSIGNALED(status_)) return 128 + WTERMSIG(status_);
     return exit_code();
   }
 
@@ -331,6 +354,35 @@ class FlowsecProcess {
     return child_.terminate(limit);
   }
   ChildProcess& child() { return child_; }
+  bool signal(int sig) { return child_.signal(sig); }
+  void kill_now() { child_.kill_now(); }
+  // Waits up to `limit` for it to end; its status_code() (128 + N if signal N ended it),
+  // nullopt if it is still running.
+  std::optional<int> wait(std::chrono::milliseconds limit) {
+    child_.wait_ended(limit);
+    return child_.status_code();
+  }
+  // `sig` (by its PID) and wait(limit); if it is still running then, the destructor
+  // SIGKILLs it.
+  std::optional<int> stop(std::chrono::milliseconds limit = std::chrono::seconds(15),
+                          int sig = SIGTERM) {
+    signal(sig);
+    return wait(limit);
+  }
+
+  // True once the log matches `pattern` (false if the process ended first or `limit`
+  // passed).
+  bool wait_for_log(const std::string& pattern, std::chrono::milliseconds limit) {
+    const std::regex re(pattern);
+    bool matched = false;
+    wait_for(
+        [&] {
+          matched = std::regex_search(log(), re);
+          return matched || !running();
+        },
+        limit, std::chrono::milliseconds(50));
+    return matched;
+  }
 
   // The ports of the first `count` listeners, from flowsec's "listening on URL (port N)"
   // log lines, in -3 order; empty if they did not all appear within `limit` (or the
@@ -352,6 +404,12 @@ class FlowsecProcess {
       if (!running() || std::chrono::steady_clock::now() >= until) return {};
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+  }
+  // The port of the n-th listener (0-based); 0 if it did not appear within `limit`.
+  std::uint16_t listen_port(std::size_t n = 0,
+                            std::chrono::milliseconds limit = std::chrono::seconds(15)) {
+    const auto ports = listen_ports(n + 1, limit);
+    return ports.empty() ? 0 : ports[n];
   }
 
  private:
@@ -566,11 +624,23 @@ inline std::size_t files_ending_in(const std::string& dir, const std::string& su
   std::size_t n = 0;
   if (!std::filesystem::exists(dir)) return 0;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    n += name.size() >= suffix.size() &&
-         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    n += ends_with(e.path().filename().string(), suffix);
   }
   return n;
+}
+
+// The regular files under `dir` (recursive), sorted by path.
+inline std::vector<std::string> files_under(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return out;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    if (it->is_regular_file(ec)) out.push_back(it->path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 // ---- UDP ---------------------------------------------------------------------------
@@ -606,6 +676,9 @@ class UdpSender {
                    sizeof sa);
     }
     return n == static_cast<ssize_t>(payload.size());
+  }
+  bool send(std::string_view payload, std::uint16_t port) const {
+    return send(std::as_bytes(std::span(payload.data(), payload.size())), port);
   }
   [[nodiscard]] int fd() const { return fd_; }
 
