@@ -83,7 +83,12 @@ Collector::Session& Collector::session_for(const transport::SessionInfo& info) {
     ++stats_.sessions_opened;
     ++stats_.sessions_active;
     if (session->allowed) {
-      session->exporter = &stats_.exporters[info.peer_address.to_string()];
+      // Spoofed UDP sources could otherwise grow this map (and the metrics) without bound.
+      std::string key = info.peer_address.to_string();
+      if (stats_.exporters.size() >= kMaxExporterEntries && !stats_.exporters.contains(key)) {
+        key = kOtherExporters;
+      }
+      session->exporter = &stats_.exporters[key];
     } else {
       ++stats_.sessions_not_allowed;
     }

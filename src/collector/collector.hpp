@@ -58,6 +58,9 @@ struct ExporterCounters {
   std::uint64_t bytes = 0;
 };
 
+inline constexpr std::size_t kMaxExporterEntries = 4096;
+inline constexpr std::string_view kOtherExporters = "other";
+
 struct CollectorStats {
   std::uint64_t sessions_opened = 0;
   std::uint64_t sessions_active = 0;
@@ -75,7 +78,9 @@ struct CollectorStats {
   std::uint64_t sequence_resets = 0;
   std::uint64_t streams_truncated = 0;  // a stream ended inside a message
   std::uint64_t batches_published = 0;
-  std::map<std::string, ExporterCounters> exporters;  // key: exporter address text
+  // Key: exporter address text; past kMaxExporterEntries addresses, new ones are added up
+  // under kOtherExporters.
+  std::map<std::string, ExporterCounters> exporters;
 };
 
 class Collector final : public transport::ListenerHandler {

@@ -1099,3 +1099,26 @@ TEST_F(CollectorTest, DtlsTemplatesExpireLikeUdp) {
 
 }  // namespace
 }  // namespace flowsec::collector
+
+namespace flowsec::collector {
+namespace {
+
+// Per-exporter counters are keyed by source address: spoofed UDP sources must not grow them
+// (and the metrics) without bound.
+TEST(CollectorExporterCap, AddressesBeyondTheCapAreCountedTogether) {
+  Collector c(CollectorOptions{});
+  transport::SessionInfo s;
+  s.scheme = transport::Scheme::udp;
+  for (std::uint32_t i = 0; i < kMaxExporterEntries + 10; ++i) {
+    s.id = i + 1;
+    s.peer_address = IpAddress::v4(0x0a000000u + i);
+    c.on_session_open(s);
+    c.on_session_close(s, "test");
+  }
+  const CollectorStats st = c.stats();
+  EXPECT_EQ(st.exporters.size(), kMaxExporterEntries + 1);
+  EXPECT_TRUE(st.exporters.contains(std::string(kOtherExporters)));
+}
+
+}  // namespace
+}  // namespace flowsec::collector
