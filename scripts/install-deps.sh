@@ -11,10 +11,12 @@ PACKAGES=(
   clang-format clang-tidy
   # libraries
   libexpected-dev libfmt-dev libpcap-dev libssl-dev libasio-dev libsctp-dev libndpi-dev
+  libzmq3-dev libcurl4-openssl-dev zlib1g-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev nlohmann-json3-dev
   # real peers the tests drive
   tshark libfixbuf-tools openssl softflowd nfdump tcpreplay iproute2 prometheus socat curl
+  clickhouse-server
 )
 
 missing=()
