@@ -21,6 +21,11 @@ namespace flowsec::ipfix {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
+
+// JSON lines and ntopng's JSON share every value rule; only the keys differ.
+constexpr bool is_json(RenderFormat f) {
+  return f == RenderFormat::json_lines || f == RenderFormat::ntopng_json;
+}
 // Plans cached per renderer; beyond this the cache is dropped and rebuilt.
 constexpr std::size_t kMaxCachedPlans = 1024;
 
@@ -342,6 +347,7 @@ void append_csv_string(std::string& out, Bytes b) {
 void append_string(RenderFormat f, std::string& out, Bytes b) {
   switch (f) {
     case RenderFormat::json_lines:
+    case RenderFormat::ntopng_json:
       append_json_string(out, b);
       break;
     case RenderFormat::text:
@@ -356,16 +362,16 @@ void append_string(RenderFormat f, std::string& out, Bytes b) {
 // Values that are strings in JSON but never need escaping (hex, addresses).
 template <class Fn>
 void append_quoted_in_json(RenderFormat f, std::string& out, Fn&& fn) {
-  if (f == RenderFormat::json_lines) out.push_back('"');
+  if (is_json(f)) out.push_back('"');
   fn();
-  if (f == RenderFormat::json_lines) out.push_back('"');
+  if (is_json(f)) out.push_back('"');
 }
 
 void append_double(RenderFormat f, std::string& out, double d) {
   if (std::isnan(d)) {
-    out.append(f == RenderFormat::json_lines ? "null" : "nan");
+    out.append(is_json(f) ? "null" : "nan");
   } else if (std::isinf(d)) {
-    out.append(f == RenderFormat::json_lines ? "null" : (d > 0 ? "inf" : "-inf"));
+    out.append(is_json(f) ? "null" : (d > 0 ? "inf" : "-inf"));
   } else {
     char buf[32];
     auto r = std::to_chars(buf, buf + sizeof buf, d);
@@ -431,6 +437,7 @@ struct RecordRenderer::Impl {
   std::string exp_tls;       // rendered value, empty = absent
   bool exp_v6 = false;
   std::string scratch;
+  std::string record;  // render_each(): the current record's text
 };
 
 namespace {
@@ -438,6 +445,27 @@ namespace {
 constexpr std::string_view kExpV4 = "EXPORTER_IPV4_ADDRESS";
 constexpr std::string_view kExpV6 = "EXPORTER_IPV6_ADDRESS";
 constexpr std::string_view kExpTls = "EXPORTER_TLS_IDENTITY";
+// ntopng's keys for the exporter address: the v9 types of exporterIPv4Address (130) and
+// exporterIPv6Address (131).
+constexpr std::string_view kNtopExpV4 = "130";
+constexpr std::string_view kNtopExpV6 = "131";
+
+// ntopng's key for an element: its NetFlow v9 field type in decimal (RFC 3954 §8: types
+// below 32768 are the IANA ids; ntop's enterprise-35632 elements are 57472 + id, as nProbe
+// exports them; high v9 types we received come back as they were), else `name`.
+std::string ntopng_key(std::uint32_t enterprise, std::uint16_t id, const std::string& name) {
+  std::uint32_t type = 0;
+  if (const ElementInfo* e = find_element(enterprise, id); e != nullptr && e->v9_type != 0) {
+    type = e->v9_type;
+  } else if (enterprise == kIanaPen && id < 0x8000) {
+    type = id;
+  } else if (enterprise == kNtopPen && id <= 0xffff - kNtopV9Base) {
+    type = kNtopV9Base + id;
+  } else if (enterprise == kV9HighTypePen && id < 0x8000) {
+    type = 0x8000u | id;
+  }
+  return type != 0 ? std::to_string(type) : name;
+}
 
 }  // namespace
 
@@ -448,11 +476,23 @@ RecordRenderer::RecordRenderer(RecordRenderer&&) noexcept = default;
 RecordRenderer& RecordRenderer::operator=(RecordRenderer&&) noexcept = default;
 
 void RecordRenderer::render(const RecordBatch& batch, std::string& out) {
-  render(batch, out, csv_);
+  render_records(batch, out, csv_, nullptr);
 }
 
 void RecordRenderer::render(const RecordBatch& batch, std::string& out, CsvState& csv) {
+  render_records(batch, out, csv, nullptr);
+}
+
+void RecordRenderer::render_each(const RecordBatch& batch, const RecordCallback& each) {
+  std::string unused;
+  render_records(batch, unused, csv_, &each);
+}
+
+void RecordRenderer::render_records(const RecordBatch& batch, std::string& dest, CsvState& csv,
+                                    const RecordCallback* each) {
   Impl& im = *impl_;
+  // Per record: appended to `dest` with a line end, or rendered alone for `each`.
+  std::string& out = each != nullptr ? im.record : dest;
   const RenderFormat f = format_;
 
   // Resolve a plan for every template of the batch, building the missing ones.
@@ -477,18 +517,21 @@ void RecordRenderer::render(const RecordBatch& batch, std::string& out, CsvState
         if (fs.enterprise == kIanaPen && fs.id == 160) p->has_sysinit = true;
         if (c.kind == Kind::sys_uptime) p->has_uptime = true;
         if (c.kind == Kind::skip) continue;
-        std::string name = output_name(fs.enterprise, fs.id);
-        // Unique names: a second occurrence becomes NAME_2, and so on.
-        std::string unique = name;
+        const std::string name = output_name(fs.enterprise, fs.id);
+        if (name == kExpV4) p->own_v4 = true;
+        if (name == kExpV6) p->own_v6 = true;
+        if (name == kExpTls) p->own_tls = true;
+        const std::string key =
+            f == RenderFormat::ntopng_json ? ntopng_key(fs.enterprise, fs.id, name) : name;
+        // Unique keys: a second occurrence becomes KEY_2, and so on.
+        std::string unique = key;
         for (int k = 2; std::find(names.begin(), names.end(), unique) != names.end(); ++k) {
-          unique = name + "_" + std::to_string(k);
+          unique = key + "_" + std::to_string(k);
         }
         names.push_back(unique);
-        if (unique == kExpV4) p->own_v4 = true;
-        if (unique == kExpV6) p->own_v6 = true;
-        if (unique == kExpTls) p->own_tls = true;
         switch (f) {
           case RenderFormat::json_lines:
+          case RenderFormat::ntopng_json:
             append_json_string(c.key, as_bytes(unique));
             c.key.push_back(':');
             break;
@@ -525,7 +568,9 @@ void RecordRenderer::render(const RecordBatch& batch, std::string& out, CsvState
     });
   }
   if (!ex.tls_identity.empty()) append_string(f, im.exp_tls, as_bytes(ex.tls_identity));
-  const std::string_view addr_key = im.exp_v6 ? kExpV6 : kExpV4;
+  const std::string_view addr_key = f == RenderFormat::ntopng_json
+                                        ? (im.exp_v6 ? kNtopExpV6 : kNtopExpV4)
+                                        : (im.exp_v6 ? kExpV6 : kExpV4);
 
   std::size_t last = 0;
   for (std::size_t ri = 0; ri < batch.size(); ++ri) {
@@ -540,6 +585,7 @@ void RecordRenderer::render(const RecordBatch& batch, std::string& out, CsvState
     const MessageMeta& meta = rec.message();
     const bool add_addr = !im.exp_addr.empty() && !(im.exp_v6 ? plan.own_v6 : plan.own_v4);
     const bool add_tls = !im.exp_tls.empty() && !plan.own_tls;
+    if (each != nullptr) out.clear();
 
     if (f == RenderFormat::csv) {
       const std::uint64_t key =
@@ -578,7 +624,7 @@ void RecordRenderer::render(const RecordBatch& batch, std::string& out, CsvState
       }
     }
 
-    if (f == RenderFormat::json_lines) out.push_back('{');
+    if (is_json(f)) out.push_back('{');
     bool first = true;
     std::size_t fi = 0;
     rec.for_each_field([&](const FieldValue& fv) {
@@ -653,6 +699,7 @@ void RecordRenderer::render(const RecordBatch& batch, std::string& out, CsvState
       first = false;
       switch (f) {
         case RenderFormat::json_lines:
+        case RenderFormat::ntopng_json:
           out.push_back('"');
           out.append(addr_key);
           out.append("\":", 2);
@@ -671,6 +718,7 @@ void RecordRenderer::render(const RecordBatch& batch, std::string& out, CsvState
       first = false;
       switch (f) {
         case RenderFormat::json_lines:
+        case RenderFormat::ntopng_json:
           out.push_back('"');
           out.append(kExpTls);
           out.append("\":", 2);
@@ -684,9 +732,17 @@ void RecordRenderer::render(const RecordBatch& batch, std::string& out, CsvState
       }
       out.append(im.exp_tls);
     }
-    if (f == RenderFormat::json_lines) out.push_back('}');
-    out.push_back('\n');
+    if (is_json(f)) out.push_back('}');
+    if (each != nullptr) {
+      (*each)(std::string_view(out));
+    } else {
+      out.push_back('\n');
+    }
   }
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  append_json_string(out, as_bytes(s));  // the Bytes overload above
 }
 
 void render_text(const RecordBatch& batch, std::string& out) {

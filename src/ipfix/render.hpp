@@ -1,6 +1,7 @@
 #pragma once
 // Renders record batches as text, JSON lines or CSV for the file outputs
-// (SPEC §6 "-P DIR", "-D t|j|c").
+// (SPEC §6 "-P DIR", "-D t|j|c"), and as the JSON flow objects ntopng reads over
+// ZMQ (sinks/ntopng_sink.hpp).
 //
 // Contract: output is appended to a caller-owned std::string; nothing else is
 // allocated per record (per-template state is built once and cached). A
@@ -48,20 +49,30 @@
 //    quotes \" \\ \n \r \t and \xHH are used. Other values never need quotes.
 //  - JSON lines (-D j): one RFC 8259 object per line, numbers and booleans
 //    unquoted, everything else a string.
+//  - ntopng JSON: the JSON lines rules (same code path, same values), but each key
+//    is the element's NetFlow v9 field type in decimal, as nProbe sends flows to
+//    ntopng: IANA elements by id ("8" = IPV4_SRC_ADDR, "1" = IN_BYTES), ntop's
+//    enterprise-35632 elements as 57472 + id ("57590" = L7_PROTO), elements that came
+//    from high v9 types (ie_registry.hpp kV9HighTypePen) as 32768 + id; elements with
+//    no v9 type (RFC 5103 reverse elements, other enterprises) keep their name key.
+//    The exporter address is "130" (IPv4) / "131" (IPv6); EXPORTER_TLS_IDENTITY keeps
+//    its name. Repeated keys get "_2", ... as above.
 //  - CSV (-D c): RFC 4180, comma separated, "\n" line ends; a header line of
 //    column names before the first record and again whenever the column set
 //    changes (another template, or the exporter columns change). Fields with
 //    ',', '"', CR or LF are quoted with "" doubling. Control characters other
 //    than TAB/CR/LF and non-UTF-8 bytes in strings are written as \xHH.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "ipfix/record.hpp"
 
 namespace flowsec::ipfix {
 
-enum class RenderFormat : std::uint8_t { text, json_lines, csv };
+enum class RenderFormat : std::uint8_t { text, json_lines, csv, ntopng_json };
 
 // What CSV output remembers between batches (one per output file).
 struct CsvState {
@@ -82,10 +93,18 @@ class RecordRenderer {
   void render(const RecordBatch& batch, std::string& out);
   // Appends with an external CSV state (only used by the CSV format).
   void render(const RecordBatch& batch, std::string& out, CsvState& csv);
+  // Record by record, for outputs that cut their messages at record boundaries
+  // (ntopng): `each` is called once per record, in order, with exactly the text
+  // render() would append for it minus the final "\n" (JSON: one object; CSV: a
+  // due header line and "\n" come first). The view is valid during the call only.
+  using RecordCallback = std::function<void(std::string_view record)>;
+  void render_each(const RecordBatch& batch, const RecordCallback& each);
   // Starts a new CSV file: the next record is preceded by a header again.
   void reset() { csv_.reset(); }
 
  private:
+  void render_records(const RecordBatch& batch, std::string& dest, CsvState& csv,
+                      const RecordCallback* each);
   struct Plan;
   struct Impl;
   RenderFormat format_;
@@ -98,5 +117,9 @@ class RecordRenderer {
 void render_text(const RecordBatch& batch, std::string& out);
 void render_json_lines(const RecordBatch& batch, std::string& out);
 void render_csv(const RecordBatch& batch, std::string& out, CsvState& state);
+
+// Appends `s` as a JSON string exactly as the JSON renderers write string values
+// (RFC 8259 §7, invalid UTF-8 bytes as the characters \xHH), quotes included.
+void append_json_string(std::string& out, std::string_view s);
 
 }  // namespace flowsec::ipfix
