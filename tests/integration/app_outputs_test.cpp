@@ -21,32 +21,19 @@
 #include <vector>
 
 #include "support/app_process.hpp"
+#include "support/ipfix_dump.hpp"
 
 namespace flowsec::test::app {
 namespace {
 
 using nlohmann::json;
 
-// ipfixDump's figures for an IPFIX file: "N Data Records" of -s, and the sums of
-// octetDeltaCount (IE 1) and packetDeltaCount (IE 2) of the full dump.
-std::optional<Totals> ipfixdump_totals(const std::string& file, const std::string& dir,
-                                       bool sums = true) {
-  Totals t;
-  auto stats = run_command({"ipfixDump", "-i", file, "-s"}, dir, 30s);
-  std::smatch m;
-  if (stats.exit_code != 0 ||
-      !std::regex_search(stats.out, m, std::regex(R"(File Stats: \d+ Messages, (\d+) Data)"))) {
-    return std::nullopt;
-  }
-  t.records = std::stoull(m[1].str());
-  if (!sums) return t;
-  auto dump = run_command({"ipfixDump", "-i", file}, dir, 30s);
-  if (dump.exit_code != 0) return std::nullopt;
-  static const std::regex field(R"(\((1|2)\)\s+(octet|packet)DeltaCount : (\d+))");
-  for (std::sregex_iterator it(dump.out.begin(), dump.out.end(), field), end; it != end; ++it) {
-    ((*it)[1].str() == "1" ? t.bytes : t.packets) += std::stoull((*it)[3].str());
-  }
-  return t;
+// ipfixDump's figures for an IPFIX file (support/ipfix_dump.hpp): its data records and
+// the sums of octetDeltaCount (IE 1) and packetDeltaCount (IE 2).
+std::optional<Totals> ipfixdump_totals(const std::string& file, const std::string& dir) {
+  const auto dump = ipfix_dump(file, dir);
+  if (!dump) return std::nullopt;
+  return dump->totals();
 }
 
 struct Format {
@@ -132,7 +119,7 @@ TEST_P(AppOutputFormats, RotateNameAndCloseFilesAtomically) {
     }
   } else {
     for (const auto& file : files) {
-      const auto t = ipfixdump_totals(file, dir.path(), false);
+      const auto t = ipfixdump_totals(file, dir.path());
       ASSERT_TRUE(t) << "ipfixDump cannot read " << file;
       records += t->records;
     }
