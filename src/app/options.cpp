@@ -147,6 +147,8 @@ const std::vector<OptionSpec>& option_table() {
       {0, "ntopng", true, false, text(&Options::ntopng)},
       {0, "zmq", true, false, text(&Options::ntopng)},
       {0, "zmq-encryption-key", true, false, text(&Options::zmq_key)},
+      {0, "zmq-probe-mode", false, false, flag(&Options::zmq_probe_mode)},
+      {0, "zmq-disable-compression", false, false, flag(&Options::zmq_disable_compression)},
       {0, "clickhouse", true, false, text(&Options::clickhouse)},
       {0, "metrics", true, false, text(&Options::metrics)},
       {'b', "verbose", true, false, number(&Options::verbose, 0, 2)},
@@ -367,6 +369,11 @@ Outputs:
   -D, --dump-format t|j|c|b            text, JSON lines, CSV, binary IPFIX (RFC 5655) (t)
   -F, --dump-frequency S               file rotation (60)
       --output-queue-size N            records queued per output (1048576); excess counted
+      --ntopng zmq://HOST:PORT         publish flows to ntopng over ZeroMQ (alias --zmq tcp://..)
+      --zmq-probe-mode                 connect to ntopng instead of binding (probes behind NAT)
+      --zmq-encryption-key KEY         ntopng's CURVE public key (Z85, 40 characters)
+      --zmq-disable-compression        send ntopng plain JSON (default: zlib)
+      --clickhouse URL                 http://[USER[:PASS]@]HOST:PORT/DB[?table=NAME]
 TLS:
       --tls-cert FILE, --tls-priv-key FILE   own certificate and key
       --tls-ca FILE                    trust anchors; on a collector: require client certificates

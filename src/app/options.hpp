@@ -50,6 +50,8 @@ struct Options {
   std::vector<std::string> collector_allow;  // --collector-allow CIDR,... (repeatable)
   std::string ntopng;                        // --ntopng / --zmq
   std::string zmq_key;                       // --zmq-encryption-key
+  bool zmq_probe_mode = false;               // --zmq-probe-mode: connect to ntopng
+  bool zmq_disable_compression = false;      // --zmq-disable-compression
   std::string clickhouse;                    // --clickhouse
   std::string metrics;                       // --metrics [ADDR:]PORT
   int verbose = 0;                           // -b 0|1|2

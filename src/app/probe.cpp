@@ -260,6 +260,16 @@ void Probe::write_metrics(MetricWriter& w) const {
             p.kernel_drops.load());
 }
 
+Probe::InputTotals Probe::input_totals() const {
+  const Impl& p = *impl_;
+  InputTotals t;
+  t.packets = p.packets.load();
+  t.bytes = p.bytes.load();
+  t.errors = p.kernel_drops.load();
+  for (const auto& m : p.malformed) t.errors += m.load();
+  return t;
+}
+
 void Probe::stats_values(std::vector<NamedValue>& out) const {
   const Impl& p = *impl_;
   out.push_back({"packets", p.packets.load()});

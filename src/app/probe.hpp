@@ -51,6 +51,13 @@ class Probe {
   void write_metrics(MetricWriter& w) const;
   void stats_values(std::vector<NamedValue>& out) const;
 
+  // Totals of the capture input (ntopng's interface counters).
+  struct InputTotals {
+    std::uint64_t packets = 0, bytes = 0;
+    std::uint64_t errors = 0;  // kernel drops + malformed packets
+  };
+  [[nodiscard]] InputTotals input_totals() const;
+
   struct Impl;
 
  private:

@@ -27,9 +27,11 @@
 #include "exporter/exporter.hpp"
 #include "ipfix/ipfix_file.hpp"
 #include "ipfix/template_string.hpp"
+#include "sinks/clickhouse_sink.hpp"
 #include "sinks/export_sink.hpp"
 #include "sinks/fanout.hpp"
 #include "sinks/file_sink.hpp"
+#include "sinks/ntopng_sink.hpp"
 #include "transport/listener.hpp"
 #include "transport/sender.hpp"
 #include "transport/sighup.hpp"
@@ -88,7 +90,9 @@ struct Service::Impl {
   MetricsRegistry registry;
   std::unique_ptr<MetricsServer> metrics_server;
   sinks::Fanout fanout;
-  sinks::ExportSink* export_sink = nullptr;  // owned by fanout
+  sinks::ExportSink* export_sink = nullptr;          // owned by fanout
+  sinks::NtopngSink* ntopng_sink = nullptr;          // owned by fanout
+  sinks::ClickHouseSink* clickhouse_sink = nullptr;  // owned by fanout
   std::unique_ptr<collector::Collector> collector;
   std::vector<std::unique_ptr<transport::Listener>> listeners;
   std::unique_ptr<transport::SighupReloader> reloader;
@@ -116,6 +120,9 @@ struct Service::Impl {
 
   Expected<void, Error> setup();
   Expected<void, Error> setup_outputs();
+  Expected<void, Error> setup_ntopng();
+  Expected<void, Error> setup_clickhouse();
+  sinks::NtopngInterfaceCounters input_counters() const;
   Expected<void, Error> setup_export();
   Expected<void, Error> setup_collection();
   void setup_metrics_collectors();
@@ -132,12 +139,6 @@ struct Service::Impl {
 Expected<void, Error> Service::Impl::setup() {
   const Options& o = options;
   log::set_level(o.verbose >= 2 ? log::Level::debug : log::Level::info);
-  if (!o.ntopng.empty() || !o.zmq_key.empty()) {
-    return tl::unexpected(std::string("option --ntopng/--zmq: not available in this version"));
-  }
-  if (!o.clickhouse.empty()) {
-    return tl::unexpected(std::string("option --clickhouse: not available in this version"));
-  }
   const bool capture = !o.interface.empty() && o.interface != "none";
   if (!capture && o.listen.empty()) {
     return tl::unexpected(std::string(
@@ -156,10 +157,13 @@ Expected<void, Error> Service::Impl::setup() {
     probe = std::move(*opened);
   }
   if (auto ok = setup_outputs(); !ok) return ok;
+  if (auto ok = setup_ntopng(); !ok) return ok;
+  if (auto ok = setup_clickhouse(); !ok) return ok;
   if (auto ok = setup_export(); !ok) return ok;
   if (fanout.empty()) {
     return tl::unexpected(
-        std::string("no output: give -P DIR (or -P - for standard output) and/or -n URL"));
+        std::string("no output: give -P DIR (or -P - for standard output), -n URL, --ntopng URL or "
+                    "--clickhouse URL"));
   }
   if (!o.listen.empty()) {
     if (auto ok = setup_collection(); !ok) return ok;
@@ -210,6 +214,75 @@ Expected<void, Error> Service::Impl::setup_outputs() {
   queue.max_records = o.output_queue_records;
   fanout.add(std::make_unique<sinks::FileSink>(std::move(file)), queue);
   return {};
+}
+
+Expected<void, Error> Service::Impl::setup_ntopng() {
+  const Options& o = options;
+  if (o.ntopng.empty()) {
+    if (!o.zmq_key.empty() || o.zmq_probe_mode || o.zmq_disable_compression) {
+      return tl::unexpected(std::string("options --zmq-*: give --ntopng zmq://HOST:PORT too"));
+    }
+    return {};
+  }
+  sinks::NtopngSinkOptions no;
+  no.endpoint = o.ntopng;
+  no.connect = o.zmq_probe_mode;
+  no.server_public_key = o.zmq_key;
+  no.compress = !o.zmq_disable_compression;
+  no.linger = std::chrono::seconds(o.shutdown_timeout);
+  no.counters = [this] { return input_counters(); };
+  if (auto problem = sinks::check_ntopng_options(no); !problem.empty()) {
+    return tl::unexpected(fmt::format("option --ntopng '{}': {}", o.ntopng, problem));
+  }
+  auto sink = sinks::NtopngSink::open(std::move(no));
+  if (!sink) return tl::unexpected(fmt::format("option --ntopng '{}': {}", o.ntopng, sink.error()));
+  log::info(kComponent,
+            fmt::format("ntopng: {} {}{}", o.zmq_probe_mode ? "connecting to" : "publishing on",
+                        o.ntopng, o.zmq_key.empty() ? "" : " (CURVE)"));
+  ntopng_sink = sink->get();
+  sinks::QueuedSinkOptions queue;
+  queue.max_records = o.output_queue_records;
+  fanout.add(std::move(*sink), queue);
+  return {};
+}
+
+Expected<void, Error> Service::Impl::setup_clickhouse() {
+  const Options& o = options;
+  if (o.clickhouse.empty()) return {};
+  auto target = sinks::parse_clickhouse_url(o.clickhouse);
+  if (!target) return tl::unexpected(fmt::format("option --clickhouse: {}", target.error()));
+  sinks::ClickHouseSinkOptions co;
+  co.target = std::move(*target);
+  co.linger = std::chrono::seconds(o.shutdown_timeout);
+  auto sink = sinks::ClickHouseSink::open(std::move(co));
+  if (!sink) return tl::unexpected(fmt::format("option --clickhouse: {}", sink.error()));
+  clickhouse_sink = sink->get();
+  sinks::QueuedSinkOptions queue;
+  queue.max_records = o.output_queue_records;
+  fanout.add(std::move(*sink), queue);
+  return {};
+}
+
+// What ntopng shows as this flowsec's interface: the capture, or the collector's input.
+sinks::NtopngInterfaceCounters Service::Impl::input_counters() const {
+  sinks::NtopngInterfaceCounters c;
+  if (probe) {
+    const auto t = probe->input_totals();
+    c.name = options.interface;
+    c.in_packets = t.packets;
+    c.in_bytes = t.bytes;
+    c.in_errors = t.errors;
+  } else if (collector) {
+    const auto s = collector->stats();
+    c.name = "collector";
+    c.in_packets = s.messages;
+    for (const auto& [address, e] : s.exporters) c.in_bytes += e.bytes;
+    c.in_errors = s.messages_malformed;
+    for (const auto& l : listeners) c.in_errors += l->stats().kernel_drops;
+  } else {
+    c.name = replay_file;
+  }
+  return c;
 }
 
 Expected<void, Error> Service::Impl::setup_export() {
@@ -377,6 +450,10 @@ void Service::Impl::setup_metrics_collectors() {
                 {{"collector", c.endpoint}}, c.connected ? 1.0 : 0.0);
       }
     }
+    if (clickhouse_sink != nullptr) {
+      w.gauge("flowsec_output_pending_records", "Records an output holds for a server that is away",
+              {{"output", "clickhouse"}}, static_cast<double>(clickhouse_sink->pending_rows()));
+    }
     if (probe) probe->write_metrics(w);
   });
 }
@@ -455,7 +532,9 @@ int Service::Impl::shutdown() {
   // Every output drains its queue; the export flushes, sends close_notify and reports.
   const bool closed =
       fanout.close(std::chrono::seconds(options.shutdown_timeout) + std::chrono::seconds(2));
-  const bool delivered = export_sink == nullptr || export_sink->delivered();
+  const bool delivered = (export_sink == nullptr || export_sink->delivered()) &&
+                         (ntopng_sink == nullptr || ntopng_sink->delivered()) &&
+                         (clickhouse_sink == nullptr || clickhouse_sink->delivered());
   if (options.verbose >= 1) log_stats();
   std::promise<void> server_closed;
   asio::post(io, [&] {
