@@ -8,9 +8,9 @@
 //    as tshark counts them, one flow per connection;
 //  - the same probe with another key pair's public key: the subscriber gets nothing and
 //    flowsec says, and exits 1, that the flows were not delivered;
-//  - collector and proxy in one: `-3 tcp://... -n udp://... --ntopng zmq://127.0.0.1:PORT`
-//    (flowsec binds, the subscriber connects); softflowd's IPFIX stream sent over TCP →
-//    the subscriber's flows equal ipfixDump's reading of that stream (records, octets,
+//  - collector and proxy in one: `-3 tcp://... -n udp://... --zmq tcp://127.0.0.1:PORT`
+//    (nProbe's alias; flowsec binds, the subscriber connects); softflowd's IPFIX stream sent over
+//    TCP → the subscriber's flows equal ipfixDump's reading of that stream (records, octets,
 //    packets), the re-export still reaches its UDP collector, and "counter" messages
 //    report the collector's input: the stream's bytes;
 //  - start-up errors: a key that is not 40 Z85 characters, --zmq-* without --ntopng.
@@ -139,8 +139,8 @@ TEST(AppNtopng, CollectorAndProxyPublishWhatTheyReceive) {
   UdpReceiver reexport;
   const std::uint16_t zmq_port = free_tcp_port();
   FlowsecProcess flowsec({"-i", "none", "-3", "tcp://127.0.0.1:0", "-n",
-                          "udp://127.0.0.1:" + std::to_string(reexport.port()), "--ntopng",
-                          "zmq://127.0.0.1:" + std::to_string(zmq_port)},
+                          "udp://127.0.0.1:" + std::to_string(reexport.port()), "--zmq",
+                          "tcp://127.0.0.1:" + std::to_string(zmq_port)},
                          tmp.path());
   const std::uint16_t port = flowsec.listen_port();
   ASSERT_NE(port, 0) << flowsec.log();
