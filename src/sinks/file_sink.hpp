@@ -98,6 +98,7 @@ class FileSink final : public Sink {
   // Moves records the IPFIX writer has written (or dropped) into the counters.
   void account_writer();
   bool flush_buffer();
+  void write_behind();
   void finish_file();
   void fail_file(int err, std::string_view what);
   void reset_file();
@@ -117,6 +118,7 @@ class FileSink final : public Sink {
   std::chrono::system_clock::time_point period_end_{};
   std::chrono::system_clock::time_point failed_until_{};  // after an error: records fail
   std::uint64_t good_offset_ = 0;                         // bytes of complete batches on disk
+  std::uint64_t behind_offset_ = 0;  // write-behind: bytes whose writeback was started
   std::string buffer_;                                    // bytes not yet written
   std::uint64_t pending_records_ = 0;                     // records whose bytes are in buffer_
   // Binary: the writer fwrite()s into buffer_ through a cookie FILE.
