@@ -59,6 +59,8 @@ struct Probe::Impl {
     outputs->publish(std::move(records));
   }
   void account(const capture::PacketBatch& b);
+  std::vector<packet::PacketView> views;     // account(): the batch, parsed
+  std::vector<flow::FlowCache::Packet> run;  // and its IP packets for the flow cache
   void show_progress(bool final_line);
   void update_gauges();
 };
@@ -151,10 +153,18 @@ Expected<void, std::string> Probe::start(sinks::Fanout& outputs, std::int64_t st
 
 void Probe::Impl::account(const capture::PacketBatch& b) {
   const packet::ParseOptions popts{.strip_tunnels = options.tunnel};
-  packet::PacketView view;
+  // Parse the whole batch first, then account it in one run: the flow cache prefetches
+  // its hash buckets a few packets ahead (FlowCache::add_batch).
+  const auto raw = b.view();
+  if (views.size() < raw.size()) views.resize(raw.size());
+  run.clear();
   std::int64_t last_ns = 0;
-  for (const capture::RawPacket& pkt : b.view()) {
+  std::uint64_t ip_packets = 0;
+  std::uint64_t ip_bytes = 0;
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    const capture::RawPacket& pkt = raw[i];
     last_ns = pkt.timestamp_ns;
+    packet::PacketView& view = views[i];
     if (auto bad = packet::parse_packet_into(pkt.link_type, pkt.data, popts, view)) {
       ++malformed[static_cast<std::size_t>(*bad)];
       continue;
@@ -163,10 +173,13 @@ void Probe::Impl::account(const capture::PacketBatch& b) {
       ++non_ip;
       continue;
     }
-    ++packets;
-    bytes += view.ip_length;
-    cache->add(view, pkt.data, pkt.timestamp_ns);
+    ++ip_packets;
+    ip_bytes += view.ip_length;
+    run.push_back({&view, pkt.data, pkt.timestamp_ns});
   }
+  packets += ip_packets;
+  bytes += ip_bytes;
+  cache->add_batch(run);
   if (last_ns == 0) return;
   packet_clock_ms.store(last_ns / 1'000'000, std::memory_order_relaxed);
   if (last_ns >= next_expire_ns) {

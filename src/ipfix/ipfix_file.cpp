@@ -103,6 +103,11 @@ Expected<void, std::error_code> IpfixFileWriter::write(const RecordBatch& batch)
   for (std::size_t i = 0; i < templates.size(); ++i) wire[i] = wire_template(templates[i]);
 
   std::size_t last = 0;
+  // Records of one message are consecutive and share its MessageMeta: the domain and
+  // whether the current template was announced in it are looked up once per run.
+  const MessageMeta* meta_seen = nullptr;
+  Domain* d = nullptr;
+  const Template* announced_in_d = nullptr;
   for (std::size_t ri = 0; ri < batch.size(); ++ri) {
     const RecordView rec = batch[ri];
     const Template* src = &rec.record_template();
@@ -116,35 +121,43 @@ Expected<void, std::error_code> IpfixFileWriter::write(const RecordBatch& batch)
       continue;
     }
     const MessageMeta& meta = rec.message();
-    Domain& d = domain(meta.observation_domain);
-    if (open_ != nullptr && (open_ != &d || open_export_time_ != meta.export_time)) {
+    if (&meta != meta_seen) {
+      meta_seen = &meta;
+      Domain* next = &domain(meta.observation_domain);
+      if (next != d) announced_in_d = nullptr;
+      d = next;
+    }
+    if (open_ != nullptr && (open_ != d || open_export_time_ != meta.export_time)) {
       if (auto r = flush_message(); !r) return r;
     }
     auto open = [&] {
-      d.builder.begin(meta.export_time, d.sequence);
-      open_ = &d;
+      d->builder.begin(meta.export_time, d->sequence);
+      open_ = d;
       open_export_time_ = meta.export_time;
     };
     if (open_ == nullptr) open();
 
     // RFC 5655 §8: the template goes before its first record, in the record's domain.
-    const std::uint64_t key = (std::uint64_t{meta.observation_domain} << 16) | t->id();
-    if (!announced_.contains(key)) {
-      if (!d.builder.add_template(*t)) {
-        if (auto r = flush_message(); !r) return r;
-        open();
-        if (!d.builder.add_template(*t)) {  // larger than an empty message
-          ++stats_.records_dropped;
-          continue;
+    if (t != announced_in_d) {
+      const std::uint64_t key = (std::uint64_t{meta.observation_domain} << 16) | t->id();
+      if (!announced_.contains(key)) {
+        if (!d->builder.add_template(*t)) {
+          if (auto r = flush_message(); !r) return r;
+          open();
+          if (!d->builder.add_template(*t)) {  // larger than an empty message
+            ++stats_.records_dropped;
+            continue;
+          }
         }
+        announced_.insert(key);
+        ++stats_.templates;
       }
-      announced_.insert(key);
-      ++stats_.templates;
+      announced_in_d = t;
     }
-    if (!d.builder.add_record(*t, rec.bytes())) {
+    if (!d->builder.add_record(*t, rec.bytes())) {
       if (auto r = flush_message(); !r) return r;
       open();
-      if (!d.builder.add_record(*t, rec.bytes())) ++stats_.records_dropped;
+      if (!d->builder.add_record(*t, rec.bytes())) ++stats_.records_dropped;
     }
   }
   return {};

@@ -526,3 +526,111 @@ TEST_F(FlowCacheTest, ManyFlowsThroughASmallCacheConservePackets) {
 
 }  // namespace
 }  // namespace flowsec::flow
+
+namespace flowsec::flow {
+namespace {
+
+// add_batch() prefetches ahead but must account exactly as add() one packet at a time:
+// same flows, counters, times and end reasons, through bucket growth, eviction, FIN/RST,
+// idle timeouts, fragments and non-IP frames, in runs longer than its internal 256.
+struct BatchCase {
+  std::uint32_t max_flows;
+  bool idle_gaps;  // now and then 90 s without packets: idle timeouts
+};
+
+void expect_batch_equals_one_by_one(const BatchCase& bc, FlowCacheStats& stats) {
+  std::vector<packet::PacketView> views;
+  std::vector<std::int64_t> times;
+  std::int64_t t = kSec;
+  for (std::uint32_t i = 0; i < 12000; ++i) {
+    const Host s = v4(static_cast<std::uint8_t>(1 + i % 97),
+                      static_cast<std::uint16_t>(1024 + (i * 7) % 4099));
+    const Host d = v4(static_cast<std::uint8_t>(100 + i % 13),
+                      static_cast<std::uint16_t>(i % 3 == 0 ? 53 : 443));
+    packet::PacketView v;
+    switch (i % 7) {
+      case 0:
+        v = udp(s, d, i % 50);
+        break;
+      case 1:
+        v = udp(d, s, 100);
+        break;
+      case 2:
+        v = tcp(s, d, kSyn);
+        break;
+      case 3:
+        v = tcp(d, s, kSyn | kAck);
+        break;
+      case 4:
+        v = tcp(s, d, i % 11 == 0 ? kRst : kAck | kPsh, i, 200);
+        break;
+      case 5:
+        v = tcp(s, d, kFin | kAck);
+        break;
+      default:
+        v = udp(s, d, 1400);
+        v.is_fragment = true;
+        v.fragment_offset = (i % 2 == 0) ? 0 : 185;
+        v.fragment_id = i / 2;
+        break;
+    }
+    if (i % 101 == 0) v.kind = packet::PacketKind::not_ip;
+    views.push_back(v);
+    t += (bc.idle_gaps && i % 500 == 499) ? 90 * kSec : 3 * kMs;
+    times.push_back(t);
+  }
+  FlowCacheConfig cfg;
+  cfg.max_flows = bc.max_flows;
+  std::vector<FlowRecord> one, batch;
+  FlowCache a(cfg, [&](const FlowRecord& r) { one.push_back(r); });
+  FlowCache b(cfg, [&](const FlowRecord& r) { batch.push_back(r); });
+  std::vector<FlowCache::Packet> run;
+  for (std::size_t i = 0; i < views.size(); ++i) {
+    a.add(views[i], times[i]);
+    run.push_back({&views[i], {}, times[i]});
+    if (run.size() == 1200 || i + 1 == views.size()) {
+      b.add_batch(run);
+      run.clear();
+      a.expire(times[i]);
+      b.expire(times[i]);
+    }
+  }
+  stats = a.stats();  // before the flush: active flows at the end of the run
+  a.flush();
+  b.flush();
+  ASSERT_EQ(one.size(), batch.size());
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(one[i].key.src_addr, batch[i].key.src_addr);
+    EXPECT_EQ(one[i].key.dst_addr, batch[i].key.dst_addr);
+    EXPECT_EQ(one[i].key.src_port, batch[i].key.src_port);
+    EXPECT_EQ(one[i].key.dst_port, batch[i].key.dst_port);
+    EXPECT_EQ(one[i].key.protocol, batch[i].key.protocol);
+    EXPECT_EQ(one[i].in.packets, batch[i].in.packets);
+    EXPECT_EQ(one[i].in.bytes, batch[i].in.bytes);
+    EXPECT_EQ(one[i].out.packets, batch[i].out.packets);
+    EXPECT_EQ(one[i].out.bytes, batch[i].out.bytes);
+    EXPECT_EQ(one[i].first_ns, batch[i].first_ns);
+    EXPECT_EQ(one[i].last_ns, batch[i].last_ns);
+    EXPECT_EQ(one[i].end_reason, batch[i].end_reason);
+  }
+  EXPECT_EQ(a.stats().packets, b.stats().packets);
+  EXPECT_EQ(a.stats().evictions, b.stats().evictions);
+  EXPECT_EQ(a.stats().fragments_matched, b.stats().fragments_matched);
+}
+
+TEST(FlowCacheBatch, AddBatchAccountsExactlyAsAddWithEvictionsAndIdleTimeouts) {
+  FlowCacheStats s;
+  expect_batch_equals_one_by_one({300, true}, s);
+  EXPECT_GT(s.evictions, 0U);
+  EXPECT_GT(s.exported(EndReason::idle_timeout), 0U);
+}
+
+TEST(FlowCacheBatch, AddBatchAccountsExactlyAsAddWhileBucketsGrow) {
+  FlowCacheStats s;
+  expect_batch_equals_one_by_one({1u << 20, false}, s);
+  EXPECT_GT(s.active_flows, FlowCache::kInitialBuckets);  // the bucket array had to grow
+}
+
+}  // namespace
+}  // namespace flowsec::flow
