@@ -10,11 +10,7 @@
 //    and the server's reason.
 // Peers: clickhouse-server, ipfixDump, tshark — skipped with a printed reason if absent.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <string>
 
@@ -50,24 +46,6 @@ class AppClickHouse : public ::testing::Test {
 std::unique_ptr<ClickHouseServer> AppClickHouse::server_;
 std::string AppClickHouse::start_error_;
 
-bool send_stream(const std::string& file, std::uint16_t port) {
-  std::ifstream in(file, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
-  for (std::size_t off = 0; ok && off < bytes.size();) {
-    const ssize_t n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-    ok = n > 0;
-    if (ok) off += static_cast<std::size_t>(n);
-  }
-  if (fd >= 0) ::close(fd);
-  return ok && !bytes.empty();
-}
-
 TEST_F(AppClickHouse, CollectorInsertsEveryFlowOfTheStream) {
   if (!have_command("ipfixDump")) GTEST_SKIP() << "ipfixDump (libfixbuf-tools) is not installed";
   TempDir tmp("app-clickhouse-collector");
@@ -80,7 +58,7 @@ TEST_F(AppClickHouse, CollectorInsertsEveryFlowOfTheStream) {
                          tmp.path());
   const std::uint16_t port = flowsec.listen_port();
   ASSERT_NE(port, 0) << flowsec.log();
-  ASSERT_TRUE(send_stream(stream, port));
+  ASSERT_TRUE(send_file_over_tcp(stream, port));
   // Everything decoded before the stop: the collector has seen the whole stream.
   ASSERT_TRUE(wait_for(
       [&] {

@@ -16,12 +16,8 @@
 //  - start-up errors: a key that is not 40 Z85 characters, --zmq-* without --ntopng.
 // Peers: tshark, ipfixDump (libfixbuf-tools) — skipped with a printed reason if absent.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -50,25 +46,6 @@ Totals flow_totals(const std::vector<nlohmann::json>& flows) {
     t.packets += number(f, "2") + number(f, "24");
   }
   return t;
-}
-
-// Sends a file's bytes over one TCP connection to 127.0.0.1:port.
-bool send_stream(const std::string& file, std::uint16_t port) {
-  std::ifstream in(file, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
-  for (std::size_t off = 0; ok && off < bytes.size();) {
-    const ssize_t n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-    ok = n > 0;
-    if (ok) off += static_cast<std::size_t>(n);
-  }
-  if (fd >= 0) ::close(fd);
-  return ok && !bytes.empty();
 }
 
 TEST(AppNtopng, ProbeConnectsWithCurveAndDeliversTheCapture) {
@@ -146,7 +123,7 @@ TEST(AppNtopng, CollectorAndProxyPublishWhatTheyReceive) {
   ASSERT_NE(port, 0) << flowsec.log();
   NtopngSubscriber ntopng(
       NtopngSubscriberOptions::connect_to("tcp://127.0.0.1:" + std::to_string(zmq_port)));
-  ASSERT_TRUE(send_stream(stream, port));
+  ASSERT_TRUE(send_file_over_tcp(stream, port));
 
   EXPECT_TRUE(ntopng.wait_for_flows(truth->data_records, 30s))
       << ntopng.flows().size() << " of " << truth->data_records << "\n"

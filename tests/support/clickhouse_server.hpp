@@ -21,6 +21,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <fstream>
@@ -43,10 +44,12 @@ struct ClickHouseReply {
   [[nodiscard]] bool ok() const { return status == 200; }
 };
 
-// One POST of `body` to `url` with optional basic-auth credentials.
-inline ClickHouseReply clickhouse_post(const std::string& url, const std::string& body,
-                                       const std::string& user = "",
-                                       const std::string& password = "") {
+// One request to `url`: a POST of *body, or a GET when body is null; optional basic-auth
+// credentials; `timeout_ms` in all (connect: at most 2 s).
+inline ClickHouseReply clickhouse_request(const std::string& url, const std::string* body,
+                                          const std::string& user = "",
+                                          const std::string& password = "",
+                                          long timeout_ms = 30000) {
   ClickHouseReply r;
   CURL* c = curl_easy_init();
   if (c == nullptr) {
@@ -55,10 +58,12 @@ inline ClickHouseReply clickhouse_post(const std::string& url, const std::string
   }
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
-  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+  if (body != nullptr) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
+  }
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, std::min(timeout_ms, 2000L));
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
   if (!user.empty()) {
     curl_easy_setopt(c, CURLOPT_USERNAME, user.c_str());
     curl_easy_setopt(c, CURLOPT_PASSWORD, password.c_str());
@@ -78,6 +83,13 @@ inline ClickHouseReply clickhouse_post(const std::string& url, const std::string
   }
   curl_easy_cleanup(c);
   return r;
+}
+
+// One POST of `body` to `url` with optional basic-auth credentials.
+inline ClickHouseReply clickhouse_post(const std::string& url, const std::string& body,
+                                       const std::string& user = "",
+                                       const std::string& password = "") {
+  return clickhouse_request(url, &body, user, password);
 }
 
 class ClickHouseServer {
@@ -178,23 +190,8 @@ class ClickHouseServer {
 
  private:
   std::string get_ping() const {
-    CURL* c = curl_easy_init();
-    if (c == nullptr) return "";
-    std::string body;
-    const std::string url = http_url() + "ping";
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(
-        c, CURLOPT_WRITEFUNCTION,
-        +[](char* data, std::size_t size, std::size_t n, void* out) -> std::size_t {
-          static_cast<std::string*>(out)->append(data, size * n);
-          return size * n;
-        });
-    const CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    return rc == CURLE_OK ? body : "";
+    const auto r = clickhouse_request(http_url() + "ping", nullptr, "", "", 1000);
+    return r.ok() ? r.body : "";
   }
 
   void write_config() {

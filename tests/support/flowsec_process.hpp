@@ -18,6 +18,7 @@
 //  - json_records(): the records of every finished JSON-lines file under a -P dir
 //    (flat objects: string, number and boolean values, kept as text).
 //  - Totals and nfdump_totals() / parse_nfdump_info(): `nfdump -R DIR -I` totals.
+//  - send_file_over_tcp(): a file's bytes as one TCP stream (IPFIX files are streams).
 //  - UdpSender, UdpReceiver, udp_rx_queue(), udp_bound(), proc_net_socket(): send and
 //    receive datagrams; watch /proc/net/{udp,tcp}{,6} (or another PID's namespace).
 #pragma once
@@ -641,6 +642,27 @@ inline std::vector<std::string> files_under(const std::string& dir) {
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// ---- TCP ---------------------------------------------------------------------------
+
+// Sends the bytes of `file` over one TCP connection to 127.0.0.1:port and closes it (an
+// IPFIX file is exactly what an IPFIX-over-TCP stream carries). False if anything failed.
+inline bool send_file_over_tcp(const std::string& file, std::uint16_t port) {
+  const std::string bytes = slurp_file(file);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
+  for (std::size_t off = 0; ok && off < bytes.size();) {
+    const ssize_t n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    ok = n > 0;
+    if (ok) off += static_cast<std::size_t>(n);
+  }
+  if (fd >= 0) ::close(fd);
+  return ok && !bytes.empty();
 }
 
 // ---- UDP ---------------------------------------------------------------------------
