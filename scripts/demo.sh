@@ -72,6 +72,7 @@ echo "=== 4. what the collector logged"
 cat "$work/collector.log"
 echo
 echo "=== records written ($(cat "$work"/flows/*/*/*/*/*.json | wc -l) in total); the probe's flows:"
-grep -h '"EXPORTER_TLS_IDENTITY":"CN=exporter1' "$work"/flows/*/*/*/*/*.json | head -n 3
+# awk reads every line (no early exit, so no SIGPIPE under pipefail) and prints the first 3.
+awk '/"EXPORTER_TLS_IDENTITY":"CN=exporter1/ && /IPV4_SRC/ && n++ < 3' "$work"/flows/*/*/*/*/*.json
 echo "... and softflowd's, relayed by openssl s_client:"
-grep -h '"EXPORTER_TLS_IDENTITY":"CN=exporter2' "$work"/flows/*/*/*/*/*.json | grep IPV4_SRC | head -n 3
+awk '/"EXPORTER_TLS_IDENTITY":"CN=exporter2/ && /IPV4_SRC/ && n++ < 3' "$work"/flows/*/*/*/*/*.json
