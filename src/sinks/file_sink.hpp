@@ -118,9 +118,9 @@ class FileSink final : public Sink {
   std::chrono::system_clock::time_point period_end_{};
   std::chrono::system_clock::time_point failed_until_{};  // after an error: records fail
   std::uint64_t good_offset_ = 0;                         // bytes of complete batches on disk
-  std::uint64_t behind_offset_ = 0;  // write-behind: bytes whose writeback was started
-  std::string buffer_;                                    // bytes not yet written
-  std::uint64_t pending_records_ = 0;                     // records whose bytes are in buffer_
+  std::uint64_t behind_offset_ = 0;    // write-behind: bytes whose writeback was started
+  std::string buffer_;                 // bytes not yet written
+  std::uint64_t pending_records_ = 0;  // records whose bytes are in buffer_
   // Binary: the writer fwrite()s into buffer_ through a cookie FILE.
   std::FILE* cookie_ = nullptr;
   std::unique_ptr<ipfix::IpfixFileWriter> writer_;
