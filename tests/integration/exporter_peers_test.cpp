@@ -25,29 +25,19 @@
 
 #include "exporter/exporter.hpp"
 #include "exporter/flow_encoder.hpp"
+#include "support/flowsec_process.hpp"
 #include "support/pcap_writer.hpp"
 #include "transport/sender.hpp"
 
 namespace flowsec::exporter {
 namespace {
 
-struct CommandResult {
-  int status = -1;
-  std::string out;
-};
+using test::CommandResult;
 
+// A shell command (tests/support: sh -c, bounded); stderr joins stdout unless
+// `with_stderr` is false.
 CommandResult run(const std::string& cmd, bool with_stderr = true) {
-  CommandResult r;
-  FILE* p = popen((cmd + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), buf.size(), p) != nullptr) r.out += buf.data();
-  r.status = pclose(p);
-  return r;
-}
-
-bool have(const char* tool) {
-  return run(std::string("command -v ") + tool).status == 0;
+  return test::run_shell(with_stderr ? cmd : cmd + " 2>/dev/null");
 }
 
 constexpr int kFlows = 150;
@@ -131,7 +121,7 @@ std::uint16_t free_udp_port() {
 class NfcapdPeer : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
-    if (!have("nfcapd") || !have("nfdump")) {
+    if (!test::have_command("nfcapd") || !test::have_command("nfdump")) {
       GTEST_SKIP() << "SKIPPED: nfcapd/nfdump not installed (apt-get install nfdump)";
     }
     dir_ = std::filesystem::temp_directory_path() /
@@ -184,7 +174,7 @@ TEST_P(NfcapdPeer, CountsEveryFlowPacketAndByte) {
   }
   pid_ = 0;
   CommandResult sum = run("nfdump -R " + flows_dir + " -I");
-  ASSERT_EQ(sum.status, 0) << sum.out;
+  ASSERT_TRUE(sum.ok()) << sum.out;
   auto value_of = [&](const std::string& key) -> std::uint64_t {
     std::istringstream in(sum.out);
     std::string line;
@@ -242,7 +232,8 @@ class CapturingSender final : public transport::Sender {
 class TsharkPeer : public ::testing::TestWithParam<int> {};
 
 TEST_P(TsharkPeer, DissectsWithoutWarningsAndReadsOurValues) {
-  if (!have("tshark")) GTEST_SKIP() << "SKIPPED: tshark is not installed (apt-get install tshark)";
+  if (!test::have_command("tshark"))
+    GTEST_SKIP() << "SKIPPED: tshark is not installed (apt-get install tshark)";
   const int version = GetParam();
   std::vector<transport::Message> messages;
   asio::io_context io;
@@ -270,7 +261,7 @@ TEST_P(TsharkPeer, DissectsWithoutWarningsAndReadsOurValues) {
   }
   const std::string tshark = "tshark -n -r " + pcap.string() + " -d udp.port==2055,cflow ";
   CommandResult v = run(tshark + "-V");
-  ASSERT_EQ(v.status, 0) << v.out.substr(0, 2000);
+  ASSERT_TRUE(v.ok()) << v.out.substr(0, 2000);
   // On a finding, show where it is.
   auto around = [&](std::size_t at) {
     return at == std::string::npos ? std::string() : v.out.substr(at > 2500 ? at - 2500 : 0, 3000);
@@ -287,7 +278,7 @@ TEST_P(TsharkPeer, DissectsWithoutWarningsAndReadsOurValues) {
                             "-T fields -E occurrence=a -e cflow.srcaddr "
                             "-e cflow.octets -e cflow.packets",
                         false);
-  ASSERT_EQ(f.status, 0) << f.out;
+  ASSERT_TRUE(f.ok()) << f.out;
   // Each line is one packet: the addresses, then the octets, then the packets (comma lists).
   std::map<std::string, int> addresses;
   std::uint64_t records = 0, bytes = 0, packets = 0;

@@ -23,28 +23,18 @@
 #include "ipfix/ipfix_file.hpp"
 #include "ipfix/template_store.hpp"
 #include "sinks/file_sink.hpp"
+#include "support/flowsec_process.hpp"
 #include "support/udp_datagrams.hpp"
 
 namespace flowsec::sinks {
 namespace {
 
-struct CommandResult {
-  int status = -1;
-  std::string out;
-};
+using test::CommandResult;
 
+// A shell command (tests/support: sh -c, bounded); stderr joins stdout unless
+// `with_stderr` is false.
 CommandResult run(const std::string& cmd, bool with_stderr = true) {
-  CommandResult r;
-  FILE* p = popen((cmd + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), buf.size(), p) != nullptr) r.out += buf.data();
-  r.status = pclose(p);
-  return r;
-}
-
-bool have(const char* tool) {
-  return run(std::string("command -v ") + tool).status == 0;
+  return test::run_shell(with_stderr ? cmd : cmd + " 2>/dev/null");
 }
 
 std::string data_path(const std::string& rel) {
@@ -109,7 +99,8 @@ std::string write_ipfix_file(const TempDir& dir, const std::vector<BatchPtr>& ba
 class IpfixDumpCount : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(IpfixDumpCount, ReadsEveryRecordWeWrote) {
-  if (!have("ipfixDump")) GTEST_SKIP() << "ipfixDump not installed (Debian libfixbuf-tools)";
+  if (!test::have_command("ipfixDump"))
+    GTEST_SKIP() << "ipfixDump not installed (Debian libfixbuf-tools)";
   const auto batches = batches_of(GetParam());
   std::uint64_t n = 0;
   for (const auto& b : batches) n += b->size();
@@ -123,7 +114,7 @@ TEST_P(IpfixDumpCount, ReadsEveryRecordWeWrote) {
   EXPECT_EQ(stats.records_failed, 0u);
 
   const CommandResult r = run("ipfixDump -i '" + file + "' -s");
-  ASSERT_EQ(r.status, 0) << r.out;
+  ASSERT_TRUE(r.ok()) << r.out;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.out, m, std::regex(R"((\d+) Data Records)"))) << r.out;
   EXPECT_EQ(std::stoull(m[1].str()), n) << r.out;
@@ -148,7 +139,7 @@ std::vector<std::pair<std::int64_t, std::int64_t>> tshark_v9_times(const std::st
                                   ",cflow -T fields -e cflow.unix_secs -e cflow.sysuptime "
                                   "-e cflow.timestart -e cflow.timeend",
                               false);
-  EXPECT_EQ(r.status, 0);
+  EXPECT_TRUE(r.ok());
   auto ms = [](const std::string& s) { return std::llround(std::stod(s) * 1000.0); };
   auto split = [](const std::string& s) {
     std::vector<std::string> v;
@@ -183,7 +174,7 @@ std::vector<std::pair<std::int64_t, std::int64_t>> ipfixdump_times(const std::st
                                                                    std::string& raw) {
   const CommandResult r = run("ipfixDump -i '" + file + "' -d");
   raw = r.out;
-  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_TRUE(r.ok()) << r.out;
   // e.g. "	(152)              flowStartMilliseconds : 2023-02-28 09:46:39.865" (UTC);
   // a record may list the end before the start (template order).
   const std::regex re(
@@ -209,8 +200,9 @@ std::vector<std::pair<std::int64_t, std::int64_t>> ipfixdump_times(const std::st
 class V9Times : public ::testing::TestWithParam<std::pair<const char*, int>> {};
 
 TEST_P(V9Times, AreAbsoluteAndMatchTshark) {
-  if (!have("ipfixDump")) GTEST_SKIP() << "ipfixDump not installed (Debian libfixbuf-tools)";
-  if (!have("tshark")) GTEST_SKIP() << "tshark not installed";
+  if (!test::have_command("ipfixDump"))
+    GTEST_SKIP() << "ipfixDump not installed (Debian libfixbuf-tools)";
+  if (!test::have_command("tshark")) GTEST_SKIP() << "tshark not installed";
   const auto [rel, port] = GetParam();
   const auto want = tshark_v9_times(data_path(rel), port);
   ASSERT_FALSE(want.empty());

@@ -15,29 +15,18 @@
 #include "common/bytes.hpp"
 #include "ipfix/message_builder.hpp"
 #include "ipfix/netflow_v9_builder.hpp"
+#include "support/flowsec_process.hpp"
 #include "support/pcap_writer.hpp"
 
 namespace flowsec::ipfix {
 namespace {
 
-struct CommandResult {
-  int status = -1;
-  std::string out;
-};
+using test::CommandResult;
 
-// Runs a shell command; stderr joins stdout unless `with_stderr` is false.
+// A shell command (tests/support: sh -c, bounded); stderr joins stdout unless
+// `with_stderr` is false.
 CommandResult run(const std::string& cmd, bool with_stderr = true) {
-  CommandResult r;
-  FILE* p = popen((cmd + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), buf.size(), p) != nullptr) r.out += buf.data();
-  r.status = pclose(p);
-  return r;
-}
-
-bool have_tshark() {
-  return run("command -v tshark").status == 0;
+  return test::run_shell(with_stderr ? cmd : cmd + " 2>/dev/null");
 }
 
 constexpr int kRecords = 40;
@@ -191,7 +180,7 @@ std::string write_capture(const std::string& dir) {
 class TsharkPeer : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!have_tshark())
+    if (!test::have_command("tshark"))
       GTEST_SKIP() << "SKIPPED: tshark is not installed (scripts/install-deps.sh)";
     dir_ =
         std::filesystem::temp_directory_path() / ("flowsec_tshark_" + std::to_string(::getpid()));
@@ -208,13 +197,13 @@ class TsharkPeer : public ::testing::Test {
 
 TEST_F(TsharkPeer, NoMalformedPacketsOrExpertWarnings) {
   CommandResult v = run(tshark("-V"));
-  ASSERT_EQ(v.status, 0) << v.out;
+  ASSERT_TRUE(v.ok()) << v.out;
   EXPECT_EQ(v.out.find("Malformed"), std::string::npos) << v.out;
   EXPECT_EQ(v.out.find("[Expert Info (Warning"), std::string::npos) << v.out;
   EXPECT_EQ(v.out.find("[Expert Info (Error"), std::string::npos) << v.out;
   // The expert summary counts every note tshark raised; none may be a warning or an error.
   CommandResult z = run(tshark("-q -z expert,warn"));
-  ASSERT_EQ(z.status, 0) << z.out;
+  ASSERT_TRUE(z.ok()) << z.out;
   EXPECT_EQ(z.out.find("Warnings ("), std::string::npos) << z.out;
   EXPECT_EQ(z.out.find("Errors ("), std::string::npos) << z.out;
 }
@@ -225,7 +214,7 @@ TEST_F(TsharkPeer, ReadsBackEveryRecordWeEncoded) {
     CommandResult r = run(tshark(std::string("-Y cflow.version==") + version +
                                  " -T fields -E occurrence=a -E separator=, -e cflow.srcaddr"),
                           false);
-    ASSERT_EQ(r.status, 0) << r.out;
+    ASSERT_TRUE(r.ok()) << r.out;
     std::vector<std::string> seen;
     std::stringstream lines(r.out);
     std::string line;
