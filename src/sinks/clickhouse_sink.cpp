@@ -529,6 +529,7 @@ SinkStats ClickHouseSink::stats() const {
   s.records_written = impl_->written.load(std::memory_order_relaxed);
   s.records_failed = impl_->failed.load(std::memory_order_relaxed);
   s.errors = impl_->errors.load(std::memory_order_relaxed);
+  s.records_pending = impl_->pending_rows.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -118,7 +118,7 @@ class ClickHouseSink final : public Sink {
   [[nodiscard]] SinkStats stats() const override;
   // Rows waiting for the server (metrics).
   [[nodiscard]] std::uint64_t pending_rows() const;
-  [[nodiscard]] bool delivered() const { return delivered_; }
+  [[nodiscard]] bool delivered() const override { return delivered_; }
 
  private:
   struct Impl;

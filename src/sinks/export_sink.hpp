@@ -34,7 +34,7 @@ class ExportSink final : public Sink {
   [[nodiscard]] SinkStats stats() const override;
 
   // True once close() saw every sender deliver everything.
-  [[nodiscard]] bool delivered() const { return delivered_; }
+  [[nodiscard]] bool delivered() const override { return delivered_; }
   [[nodiscard]] exporter::Exporter& exporter() { return *exporter_; }
 
  private:

@@ -9,8 +9,8 @@
 //  - publish() may be called from any number of threads; it never blocks on an
 //    output (QueuedSink::push). The batch is shared, never copied.
 //  - close(timeout) closes every output against one common deadline and reports
-//    whether all of them finished in time. Called once, at shutdown; the
-//    destructor calls it if the owner did not.
+//    whether all of them finished in time and delivered everything (Sink::delivered). Called once,
+//    at shutdown; the destructor calls it if the owner did not.
 //  - stats() may be called from any thread (metrics): one entry per output, in the
 //    order they were added.
 #include <chrono>
@@ -43,7 +43,7 @@ class Fanout {
   // Queues the batch on every output. Returns how many outputs refused it (dropped, counted).
   std::size_t publish(const BatchPtr& batch);
 
-  // True when every output drained and closed before the deadline.
+  // True when every output drained, closed before the deadline and delivered.
   bool close(std::chrono::milliseconds timeout = QueuedSink::kDefaultCloseTimeout);
 
   [[nodiscard]] std::vector<OutputStats> stats() const;

@@ -120,7 +120,7 @@ class NtopngSink final : public Sink {
   // True once close() sent every record to a subscriber and ZeroMQ wrote its queue out
   // before `linger` ran out (zmq_ctx_term returned early). With linger 0 it is false
   // unless nothing was ever queued.
-  [[nodiscard]] bool delivered() const { return delivered_; }
+  [[nodiscard]] bool delivered() const override { return delivered_; }
 
  private:
   struct Impl;

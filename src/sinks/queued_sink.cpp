@@ -151,7 +151,8 @@ bool QueuedSink::finish_close(std::chrono::steady_clock::time_point deadline) {
     lock.unlock();
     s.worker.join();
     joined_ = true;
-    return true;
+    closed_ok_ = s.sink->delivered();
+    return closed_ok_;
   }
   // Blocked for good (or too slow): give up on what is still queued, never on the caller.
   s.abandoned = true;

@@ -68,8 +68,8 @@ class QueuedSink {
   // Queues the batch; false when it was dropped (queue full, or closing).
   bool push(BatchPtr batch);
 
-  // Drains and closes; true when everything queued was handed to the sink and
-  // sink.close() returned before the deadline.
+  // Drains and closes; true when everything queued was handed to the sink,
+  // sink.close() returned before the deadline and the sink reports delivered().
   bool close(std::chrono::milliseconds timeout = kDefaultCloseTimeout);
   // The two halves of close(), so that a Fanout can close every output against one
   // deadline: begin_close() returns at once, finish_close() waits and joins.

@@ -11,7 +11,9 @@
 //  - Errors are the sink's own business: it logs them (rate-limited), counts
 //    them in SinkStats and carries on; it never throws on the data path.
 //  - close() delivers or finishes everything written so far (renames a file
-//    from .tmp, flushes a connection) and is called once, at shutdown.
+//    from .tmp, flushes a connection) and is called once, at shutdown; delivered()
+//    then says whether everything reached its destination (an output whose peer
+//    may be away — re-export, ntopng, ClickHouse — can say no; the exit code follows).
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -28,6 +30,7 @@ struct SinkStats {
   std::uint64_t records_failed = 0;   // write() could not store or send them
   std::uint64_t files_completed = 0;  // file sinks: files renamed into place
   std::uint64_t errors = 0;           // failed operations (open, write, rename, send), each logged
+  std::uint64_t records_pending = 0;  // held for a peer that is away (ClickHouse), not yet sent
 };
 
 class Sink {
@@ -39,6 +42,8 @@ class Sink {
   // Called about once a second, also when no batch arrives (file rotation, retries).
   virtual void tick(std::chrono::system_clock::time_point /*now*/) {}
   virtual void close() = 0;
+  // After close(): true when everything written reached its destination.
+  [[nodiscard]] virtual bool delivered() const { return true; }
   // Read from other threads (metrics): implementations keep the counters atomic.
   [[nodiscard]] virtual SinkStats stats() const = 0;
 };
