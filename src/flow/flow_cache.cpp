@@ -170,9 +170,24 @@ std::uint64_t hash_seed() {
   return seed;
 }
 
-// Hash over the endpoints in a canonical order so both directions hash alike.
+// Addresses as two 64-bit words: compared and ordered without a call to memcmp (which
+// was 4% of the probe's CPU through std::array's operator==).
+struct Words {
+  std::uint64_t hi, lo;
+};
+inline Words words(const std::array<std::uint8_t, 16>& a) {
+  return {load64(a.data()), load64(a.data() + 8)};
+}
+inline bool same16(const std::array<std::uint8_t, 16>& a, const std::array<std::uint8_t, 16>& b) {
+  const Words x = words(a), y = words(b);
+  return ((x.hi ^ y.hi) | (x.lo ^ y.lo)) == 0;
+}
+
+// Hash over the endpoints in a canonical order so both directions hash alike. The order
+// only has to be total and the same for both directions: (hi, lo) word pairs will do.
 std::uint32_t flow_hash(const FlowKey& k) {
-  const int c = std::memcmp(k.src_addr.data(), k.dst_addr.data(), 16);
+  const Words s = words(k.src_addr), d = words(k.dst_addr);
+  const int c = s.hi != d.hi ? (s.hi < d.hi ? -1 : 1) : (s.lo != d.lo ? (s.lo < d.lo ? -1 : 1) : 0);
   const bool swap = c > 0 || (c == 0 && k.src_port > k.dst_port);
   const auto& a = swap ? k.dst_addr : k.src_addr;
   const auto& b = swap ? k.src_addr : k.dst_addr;
@@ -190,14 +205,14 @@ std::uint32_t flow_hash(const FlowKey& k) {
 }
 
 bool same_endpoints(const FlowKey& k, const FlowKey& p) {
-  return k.src_port == p.src_port && k.dst_port == p.dst_port && k.src_addr == p.src_addr &&
-         k.dst_addr == p.dst_addr && k.vlan == p.vlan && k.protocol == p.protocol &&
+  return k.src_port == p.src_port && k.dst_port == p.dst_port && same16(k.src_addr, p.src_addr) &&
+         same16(k.dst_addr, p.dst_addr) && k.vlan == p.vlan && k.protocol == p.protocol &&
          k.ip_version == p.ip_version;
 }
 
 bool reverse_endpoints(const FlowKey& k, const FlowKey& p) {
-  return k.src_port == p.dst_port && k.dst_port == p.src_port && k.src_addr == p.dst_addr &&
-         k.dst_addr == p.src_addr && k.vlan == p.vlan && k.protocol == p.protocol &&
+  return k.src_port == p.dst_port && k.dst_port == p.src_port && same16(k.src_addr, p.dst_addr) &&
+         same16(k.dst_addr, p.src_addr) && k.vlan == p.vlan && k.protocol == p.protocol &&
          k.ip_version == p.ip_version;
 }
 
@@ -278,13 +293,16 @@ FlowCache::~FlowCache() {
   }
 }
 
-// Doubles the bucket array and re-links every live flow (all of them are on the LRU list).
-// Amortised O(1) per flow; load factor stays between 1/2 and 1 once past kInitialBuckets.
+// Doubles the bucket array and re-links every live flow. Amortised O(1) per flow; load
+// factor stays between 1/2 and 1 once past kInitialBuckets. The slab is walked in memory
+// order (the hardware prefetcher follows it) rather than along the LRU list, whose
+// scattered entries made this 5% of the probe's CPU.
 void FlowCache::grow_buckets() {
   std::vector<std::uint32_t> grown(buckets_.size() * 2, kNil);
   const std::uint32_t mask = static_cast<std::uint32_t>(grown.size() - 1);
-  for (std::uint32_t i = lru_head_; i != kNil; i = entry(i).lru_next) {
+  for (std::uint32_t i = 0; i < allocated_; ++i) {
     Entry& e = entry(i);
+    if ((e.state & kLive) == 0) continue;  // on the free list
     e.hash_next = grown[e.hash & mask];
     grown[e.hash & mask] = i;
   }
@@ -455,14 +473,7 @@ std::uint32_t FlowCache::create(const Lookup& lk, const packet::PacketView& v, s
 
 void FlowCache::export_flow(std::uint32_t idx, EndReason reason) {
   Entry& e = entry(idx);
-  scratch_ = e.rec;
-  scratch_.end_reason = reason;
-  if ((e.state & kL7Done) == 0 && l7_ != nullptr) {
-    const L7Result r = l7_->finish(idx);
-    scratch_.l7_master = r.master;
-    scratch_.l7_app = r.app;
-    scratch_.l7_confidence = r.confidence;
-  }
+  prepare_export(idx, reason);
   hash_unlink(idx);
   lru_unlink(idx);
   fifo_unlink(idx);
@@ -473,6 +484,18 @@ void FlowCache::export_flow(std::uint32_t idx, EndReason reason) {
   stats_.active_flows = active_;
   ++stats_.flows_exported[static_cast<std::size_t>(reason)];
   if (on_export_) on_export_(scratch_);
+}
+
+void FlowCache::prepare_export(std::uint32_t idx, EndReason reason) {
+  Entry& e = entry(idx);
+  scratch_ = e.rec;
+  scratch_.end_reason = reason;
+  if ((e.state & kL7Done) == 0 && l7_ != nullptr) {
+    const L7Result r = l7_->finish(idx);
+    scratch_.l7_master = r.master;
+    scratch_.l7_app = r.app;
+    scratch_.l7_confidence = r.confidence;
+  }
 }
 
 void FlowCache::mark_ended(std::uint32_t idx) {
@@ -747,11 +770,29 @@ void FlowCache::expire(std::int64_t now_ns) {
   }
 }
 
+// Every flow goes, in LRU order as expire() would take them, but without unlinking them
+// one by one (each unlink is a few cache misses in the bucket chain and the lists); the
+// table is reset as a whole afterwards. The export callback must not call back into the
+// cache (class contract), so the walk is safe.
 void FlowCache::flush() {
-  while (lru_head_ != kNil) {
-    const Entry& e = entry(lru_head_);
-    export_flow(lru_head_,
-                (e.state & kEnded) != 0 ? EndReason::end_of_flow : EndReason::forced_end);
+  for (std::uint32_t i = lru_head_; i != kNil; i = entry(i).lru_next) {
+    const EndReason reason =
+        (entry(i).state & kEnded) != 0 ? EndReason::end_of_flow : EndReason::forced_end;
+    prepare_export(i, reason);
+    --active_;
+    stats_.active_flows = active_;
+    ++stats_.flows_exported[static_cast<std::size_t>(reason)];
+    if (on_export_) on_export_(scratch_);
+  }
+  std::fill(buckets_.begin(), buckets_.end(), kNil);
+  lru_head_ = lru_tail_ = fifo_head_ = fifo_tail_ = kNil;
+  free_head_ = kNil;
+  for (std::uint32_t i = allocated_; i-- > 0;) {
+    Entry& e = entry(i);
+    e.state = 0;
+    e.lru_prev = e.lru_next = e.fifo_prev = e.fifo_next = kNil;
+    e.hash_next = free_head_;
+    free_head_ = i;
   }
 }
 

@@ -131,6 +131,8 @@ class FlowCache {
   void update(std::uint32_t idx, bool reverse, const packet::PacketView& v,
               std::span<const std::byte> frame, std::int64_t ts);
   void export_flow(std::uint32_t idx, EndReason reason);
+  // Fills scratch_ with the flow's record as exported (end reason, L7 result).
+  void prepare_export(std::uint32_t idx, EndReason reason);
   void mark_ended(std::uint32_t idx);
 
   void hash_unlink(std::uint32_t idx);
