@@ -574,13 +574,16 @@ void Exporter::add_record(std::size_t layout, Bytes record) {
 
 void Exporter::encode_record(const Plan& p, const ipfix::RecordView& r) {
   const auto protocol = r.message().protocol;
-  const bool rebase =
-      p.has_uptime && (protocol == ipfix::Protocol::netflow_v5 ||
-                       protocol == ipfix::Protocol::netflow_v9 || r.message().sys_uptime_ms != 0);
+  const std::int64_t origin = uptime_origin_ms(r.message(), start_ms_);
+  // Uptime fields (21/22) count from the message's origin; they need rewriting only when
+  // that differs from ours. The probe's own flows share our origin and are copied whole.
+  const bool rebase = p.has_uptime &&
+                      (protocol == ipfix::Protocol::netflow_v5 ||
+                       protocol == ipfix::Protocol::netflow_v9 || r.message().sys_uptime_ms != 0) &&
+                      origin != start_ms_;
   if (p.copy && !rebase) return add_record(*p.layout, r.bytes());
   in_fields_.clear();
   r.for_each_field([&](const ipfix::FieldValue& v) { in_fields_.push_back(v.value); });
-  const std::int64_t origin = uptime_origin_ms(r.message(), start_ms_);
   record_.clear();
   for (const auto& m : p.maps) {
     const bool have = m.src >= 0 && static_cast<std::size_t>(m.src) < in_fields_.size();
