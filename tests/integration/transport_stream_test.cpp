@@ -8,8 +8,8 @@
 // full queue drops the oldest and counts them (also while the collector is away),
 // backoff and logging, shutdown, the session cap and the idle timeout; and for UDP:
 // per-exporter pseudo-sessions, dual-stack listening, the session cap, idle expiry
-// and kernel drop counting (SO_RXQ_OVFL). Certificates come from
-// scripts/make-test-certs.sh (TLS cases skip loudly without them).
+// and kernel drop counting (SO_RXQ_OVFL), and reads paused while traffic flows. Certificates come
+// from scripts/make-test-certs.sh (TLS cases skip loudly without them).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -625,6 +625,48 @@ TEST(UdpTransport, KernelDropsAreCounted) {
       << "datagrams " << (*listener)->stats().datagrams << " drops "
       << (*listener)->stats().kernel_drops;
   EXPECT_LT((*listener)->stats().datagrams, kBurst);
+}
+
+// While datagrams keep coming the listener reads every 2 ms with its socket out of the
+// reactor, and puts it back when a read finds nothing (udp.cpp, on_readable). Every
+// datagram must arrive, in order, through steady traffic, after idle gaps (back in the
+// reactor) and when the listener closes in the middle of a pause.
+TEST(UdpTransport, EveryDatagramArrivesAcrossReadPausesAndIdleGaps) {
+  asio::io_context io;
+  Recorder rec;
+  auto listener = make_listener(io, ep(Scheme::udp, "127.0.0.1", 0), ListenerOptions{}, rec);
+  ASSERT_TRUE(listener) << listener.error();
+  asio::ip::udp::socket raw(io, asio::ip::udp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const asio::ip::udp::endpoint target(asio::ip::address_v4::loopback(), (*listener)->local_port());
+  std::uint32_t sent = 0;
+  auto burst = [&](std::uint32_t n) {
+    for (std::uint32_t i = 0; i < n; ++i, ++sent) raw.send_to(asio::buffer(numbered(sent)), target);
+  };
+  auto received = [&] { return (*listener)->stats().datagrams; };
+  // Steady traffic: bursts closer together than the pause.
+  for (int round = 0; round < 30; ++round) {
+    burst(10);
+    run_for(io, 1ms);
+  }
+  ASSERT_TRUE(run_until(io, [&] { return received() == sent; })) << received() << " of " << sent;
+  // Idle longer than a pause: the next read finds nothing and the socket goes back to
+  // the reactor, which must wake the listener for a single datagram.
+  for (int gap = 0; gap < 3; ++gap) {
+    run_for(io, 20ms);
+    burst(1);
+    ASSERT_TRUE(run_until(io, [&] { return received() == sent; })) << "after idle gap " << gap;
+  }
+  // Close during a pause: what the kernel holds is still delivered.
+  burst(5);
+  run_for(io, 1ms);  // read, then paused
+  burst(7);
+  (*listener)->close();
+  EXPECT_EQ(received(), sent);
+  ASSERT_EQ(rec.opened(), 1u);
+  const auto& chunks = rec.sessions.begin()->second.chunks;
+  ASSERT_EQ(chunks.size(), sent);
+  for (std::uint32_t i = 0; i < sent; ++i) ASSERT_EQ(chunks[i], numbered(i)) << "datagram " << i;
+  EXPECT_EQ(rec.closed_count(), 1u);
 }
 
 TEST(UdpTransport, UnresolvableHostIsAStartupErrorNamingTheEndpoint) {
