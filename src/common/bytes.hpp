@@ -126,9 +126,29 @@ class ByteWriter {
   void u32(std::uint32_t v) { put(v); }
   void u64(std::uint64_t v) { put(v); }
   // Low `length` bytes of v, big-endian (reduced-size encoding, RFC 7011 §6.2).
+  // The low `length` bytes of v, big-endian (zeros in front beyond 8). The common
+  // widths are one store each (the probe's export writes a dozen of these per flow).
   void uint_n(std::uint64_t v, std::size_t length) {
-    for (std::size_t i = length; i-- > 0;) {
-      out_.push_back(static_cast<std::byte>(i >= 8 ? 0 : (v >> (8 * i)) & 0xff));
+    const std::size_t at = out_.size();
+    out_.resize(at + length);
+    std::byte* p = out_.data() + at;
+    switch (length) {
+      case 1:
+        p[0] = static_cast<std::byte>(v & 0xff);
+        return;
+      case 2:
+        store_be<std::uint16_t>(p, static_cast<std::uint16_t>(v));
+        return;
+      case 4:
+        store_be<std::uint32_t>(p, static_cast<std::uint32_t>(v));
+        return;
+      case 8:
+        store_be<std::uint64_t>(p, v);
+        return;
+      default:
+        for (std::size_t i = 0; i < length && i < 8; ++i) {
+          p[length - 1 - i] = static_cast<std::byte>((v >> (8 * i)) & 0xff);
+        }
     }
   }
   void bytes(Bytes b) { out_.insert(out_.end(), b.begin(), b.end()); }
