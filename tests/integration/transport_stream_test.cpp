@@ -627,7 +627,7 @@ TEST(UdpTransport, KernelDropsAreCounted) {
   EXPECT_LT((*listener)->stats().datagrams, kBurst);
 }
 
-// While datagrams keep coming the listener reads every 2 ms with its socket out of the
+// While datagrams keep coming the listener reads every 5 ms with its socket out of the
 // reactor, and puts it back when a read finds nothing (udp.cpp, on_readable). Every
 // datagram must arrive, in order, through steady traffic, after idle gaps (back in the
 // reactor) and when the listener closes in the middle of a pause.

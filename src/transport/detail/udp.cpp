@@ -8,7 +8,7 @@
 // Listener: one socket, dual-stack [::] when no host is given (IPV6_V6ONLY off,
 // 0.0.0.0 where IPv6 is missing), a large receive buffer (SO_RCVBUFFORCE, else
 // SO_RCVBUF), the kernel's drop counter from SO_RXQ_OVFL (SPEC §6), and
-// recvmmsg(2) batches read when asio reports the socket readable, then every 2 ms for
+// recvmmsg(2) batches read when asio reports the socket readable, then every 5 ms for
 // as long as datagrams keep coming (see on_readable). Each
 // (source address, port) is a pseudo-session, so the collector keeps template
 // state per exporter (RFC 7011 §8.4): opened at its first datagram, closed after
@@ -49,7 +49,7 @@ constexpr std::size_t kSendBatch = 64;              // messages per sendmmsg(2)
 constexpr std::size_t kRecvBatch = 32;              // datagrams per recvmmsg(2)
 constexpr std::size_t kRecvSlot = 65536;            // > largest UDP payload (65507)
 constexpr int kRecvRoundsPerWake = 16;              // then yield to other handlers
-constexpr std::chrono::milliseconds kRecvPause{2};  // see UdpListenerCore::on_readable
+constexpr std::chrono::milliseconds kRecvPause{5};  // see UdpListenerCore::on_readable
 constexpr int kUdpMaxPayload = 65507;
 
 // ---------------------------------------------------------------------------------------
