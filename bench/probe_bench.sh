@@ -33,7 +33,7 @@ BENCH_FLOW=$BUILD/bench/bench_flow
 CONNECTIONS=${CONNECTIONS:-180000}
 REPEAT=${REPEAT:-2}
 CORPUS=${CORPUS:-/work/shared/data/corpus/ndpi}
-CAPTURES=${CAPTURES:-"1kxun.pcap opera-vpn.pcapng netflix.pcap"}
+CAPTURES=${CAPTURES-"1kxun.pcap opera-vpn.pcapng netflix.pcap"}  # empty: the synthetic trace only
 work=$(mktemp -d /tmp/probe-bench.XXXXXX)
 sink=
 
