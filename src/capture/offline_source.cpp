@@ -2,7 +2,7 @@
 //
 // Two readers:
 //  - A regular file that starts with one of the four classic pcap magics is read with
-//    pread(2) into one 4 MiB buffer that the source owns and reuses from file to file
+//    pread(2) into one 256 KiB buffer that the source owns and reuses from file to file
 //    (PcapRecordReader, pcap_records.hpp), and its records are walked in place: a batch's spans
 //    point into that buffer, no packet is copied. libpcap still opens the file, because it
 //    validates the header, maps the file's LINKTYPE_ to the DLT_ that pcap_datalink() reports

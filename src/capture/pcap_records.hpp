@@ -116,7 +116,11 @@ class PcapRecordWalker {
   std::string error_;
 };
 
-inline constexpr std::size_t kPcapReadBufferBytes = std::size_t{4} << 20;
+// 256 KiB: small enough that the records are still in the core's L2 cache when they are
+// parsed, right after read(2) copied them (4 MiB, the first size, let them fall out to L3:
+// the probe took 8-12% more CPU on the benchmark trace, docs/benchmarks.md), large enough
+// that a batch of 256 typical frames fits many times over.
+inline constexpr std::size_t kPcapReadBufferBytes = std::size_t{256} << 10;
 
 // The records of one input after its global header, read through `read` into a buffer the
 // reader owns and reuses from input to input (allocated once, grown only for a record larger

@@ -6,7 +6,7 @@
 //    (/work/shared/data/corpus/, many of its nDPI files fuzzed or damaged), and the byte
 //    arrays of the walker tests written to files, both through open_capture() and through
 //    libpcap's own pcap_next_ex(), and require the same packets, bytes, end and error text;
-//    once with the 4 MiB buffer, once with a 300-byte one, so that refills fall inside
+//    once with the default buffer, once with a 300-byte one, so that refills fall inside
 //    records all the time.
 //    Byte order and precision in the data (little-endian host; swapped = big-endian file):
 //      tests/data: swapped microsecond in probe_corpus/fuzz-2006-06-26-2594.pcap,
