@@ -137,20 +137,6 @@ const std::size_t FlowCache::kBytesPerFlow = sizeof(FlowCache::Entry) + sizeof(s
 
 namespace {
 
-FlowKey key_of(const packet::PacketView& v, bool with_ports) {
-  FlowKey k;
-  k.src_addr = v.src_addr;
-  k.dst_addr = v.dst_addr;
-  if (with_ports) {
-    k.src_port = v.src_port;
-    k.dst_port = v.dst_port;
-  }
-  k.vlan = v.vlan_count > 0 ? v.vlan_outer : 0;
-  k.ip_version = v.ip_version;
-  k.protocol = v.protocol;
-  return k;
-}
-
 FlowKey reversed(const FlowKey& k) {
   FlowKey r = k;
   r.src_addr = k.dst_addr;
@@ -185,21 +171,21 @@ inline bool same16(const std::array<std::uint8_t, 16>& a, const std::array<std::
 
 // Hash over the endpoints in a canonical order so both directions hash alike. The order
 // only has to be total and the same for both directions: (hi, lo) word pairs will do.
-std::uint32_t flow_hash(const FlowKey& k) {
-  const Words s = words(k.src_addr), d = words(k.dst_addr);
-  const int c = s.hi != d.hi ? (s.hi < d.hi ? -1 : 1) : (s.lo != d.lo ? (s.lo < d.lo ? -1 : 1) : 0);
-  const bool swap = c > 0 || (c == 0 && k.src_port > k.dst_port);
-  const auto& a = swap ? k.dst_addr : k.src_addr;
-  const auto& b = swap ? k.src_addr : k.dst_addr;
-  const std::uint16_t pa = swap ? k.dst_port : k.src_port;
-  const std::uint16_t pb = swap ? k.src_port : k.dst_port;
+// Takes the key's parts as words, so that it can run on a packet's fields before (and
+// without waiting for) the FlowKey's bytes to be stored.
+inline std::uint32_t flow_hash(Words s, Words d, std::uint16_t sp, std::uint16_t dp,
+                               std::uint64_t vlan_version_protocol) {
+  const bool swap = s.hi != d.hi ? s.hi > d.hi : (s.lo != d.lo ? s.lo > d.lo : sp > dp);
+  const Words a = swap ? d : s;
+  const Words b = swap ? s : d;
+  const std::uint16_t pa = swap ? dp : sp;
+  const std::uint16_t pb = swap ? sp : dp;
   std::uint64_t h = 0x9ae16a3b2f90404fULL ^ hash_seed();
-  h = mix(h, load64(a.data()));
-  h = mix(h, load64(a.data() + 8));
-  h = mix(h, load64(b.data()));
-  h = mix(h, load64(b.data() + 8));
-  h = mix(h, (std::uint64_t{pa} << 48) | (std::uint64_t{pb} << 32) | (std::uint64_t{k.vlan} << 16) |
-                 (std::uint64_t{k.ip_version} << 8) | k.protocol);
+  h = mix(h, a.hi);
+  h = mix(h, a.lo);
+  h = mix(h, b.hi);
+  h = mix(h, b.lo);
+  h = mix(h, (std::uint64_t{pa} << 48) | (std::uint64_t{pb} << 32) | vlan_version_protocol);
   h = finalize(h);
   return static_cast<std::uint32_t>(h ^ (h >> 32));
 }
@@ -554,11 +540,25 @@ std::uint32_t FlowCache::match_fragment(const packet::PacketView& v, std::int64_
 
 // ---- per packet ----
 
-FlowCache::Lookup FlowCache::lookup_of(const packet::PacketView& v) {
-  const bool later_fragment = v.is_fragment && v.fragment_offset != 0;
+// The packet's key in its own direction and its hash. Non-first fragments carry no
+// ports: their key has ports 0 (see the header). The address words are loaded once and
+// serve both the hash and the key's stores.
+inline FlowCache::Lookup FlowCache::lookup_of(const packet::PacketView& v) {
+  const bool with_ports = v.has_l4 && !(v.is_fragment && v.fragment_offset != 0);
+  const Words s = words(v.src_addr), d = words(v.dst_addr);
+  const std::uint16_t sp = with_ports ? v.src_port : 0;
+  const std::uint16_t dp = with_ports ? v.dst_port : 0;
+  const std::uint16_t vlan = v.vlan_count > 0 ? v.vlan_outer : 0;
   Lookup lk;
-  lk.key = key_of(v, v.has_l4 && !later_fragment);
-  lk.hash = flow_hash(lk.key);
+  std::memcpy(lk.key.src_addr.data(), &s, sizeof s);
+  std::memcpy(lk.key.dst_addr.data(), &d, sizeof d);
+  lk.key.src_port = sp;
+  lk.key.dst_port = dp;
+  lk.key.vlan = vlan;
+  lk.key.ip_version = v.ip_version;
+  lk.key.protocol = v.protocol;
+  lk.hash = flow_hash(
+      s, d, sp, dp, (std::uint64_t{vlan} << 16) | (std::uint64_t{v.ip_version} << 8) | v.protocol);
   return lk;
 }
 
