@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <asio/post.hpp>
 #include <charconv>
+#include <utility>
 
 #include "exporter/field_codec.hpp"
 #include "ipfix/ie_registry.hpp"
@@ -114,6 +115,10 @@ struct Exporter::Collector {
   bool stream = false;
   std::atomic<bool> connected{false};
   std::atomic<std::uint64_t> messages{0}, records{0};
+  // Producer thread: messages built but not yet handed to the io thread. They go in one
+  // post per export_batch()/flush(), so the io thread wakes once and the UDP sender sends
+  // them with one sendmmsg(2) (a post per message cost more than encoding the records).
+  std::vector<transport::Message> outbox;
 };
 
 struct Exporter::Channel {
@@ -492,10 +497,17 @@ void Exporter::send_to(Channel& ch, transport::Message msg, std::uint32_t record
     Collector* c = ch.targets[i];
     ++c->messages;
     c->records += records;
-    transport::Message m = i + 1 == ch.targets.size() ? std::move(msg) : msg;
-    asio::post(io_, [c, m = std::move(m), alive = alive_]() mutable {
+    c->outbox.push_back(i + 1 == ch.targets.size() ? std::move(msg) : msg);
+  }
+}
+
+void Exporter::post_outboxes() {
+  for (auto& owned : collectors_) {
+    Collector* c = owned.get();
+    if (c->outbox.empty()) continue;
+    asio::post(io_, [c, out = std::exchange(c->outbox, {}), alive = alive_]() mutable {
       if (!*alive) return;
-      c->sender->send(std::move(m));
+      for (auto& m : out) c->sender->send(std::move(m));
       c->connected = c->sender->stats().connected;
     });
   }
@@ -677,11 +689,16 @@ void Exporter::export_batch(const ipfix::RecordBatch& batch) {
     }
     encode_record(p, r);
   }
-  if (options_.flush_each_batch) flush();
+  if (options_.flush_each_batch) {
+    flush();
+  } else {
+    post_outboxes();
+  }
 }
 
 void Exporter::flush() {
   if (current_ != nullptr) finish_message(*current_);
+  post_outboxes();
 }
 
 void Exporter::shutdown(std::chrono::milliseconds timeout, std::function<void(bool)> done) {

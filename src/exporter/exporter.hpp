@@ -4,8 +4,9 @@
 //
 // Threads: export_batch(), flush() and shutdown() are called from ONE producer thread
 // (the probe loop or a sink worker). Messages are built there and handed to the
-// senders' asio::io_context with asio::post; Senders are only ever touched on the io
-// thread (their contract). stats() may be read from any thread (atomics).
+// senders' asio::io_context with asio::post, one post per collector at the end of each
+// export_batch() and flush() (a message stays on the producer thread until then); Senders are only
+// ever touched on the io thread (their contract). stats() may be read from any thread (atomics).
 // Ownership: the Exporter owns the Senders. It must outlive every handler it posted:
 // call shutdown(), let the io thread finish (io_context::run returns or is stopped and
 // joined), then destroy the Exporter.
@@ -171,6 +172,7 @@ class Exporter {
   void begin_message(Channel& ch);
   void finish_message(Channel& ch);
   void send_to(Channel& ch, transport::Message msg, std::uint32_t records);
+  void post_outboxes();
   bool add_template_to(Channel& ch, std::size_t layout);
   void maybe_refresh(Channel& ch);
   void add_record(std::size_t layout, Bytes record);
