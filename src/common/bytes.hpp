@@ -109,6 +109,29 @@ class ByteReader {
   std::size_t base_ = 0;
 };
 
+// Writes the low `length` bytes of v big-endian at p (zeros in front beyond 8). The
+// common widths are one store each (the probe's export writes a dozen of these per flow).
+inline void store_uint_n(std::byte* p, std::uint64_t v, std::size_t length) {
+  switch (length) {
+    case 1:
+      p[0] = static_cast<std::byte>(v & 0xff);
+      return;
+    case 2:
+      store_be<std::uint16_t>(p, static_cast<std::uint16_t>(v));
+      return;
+    case 4:
+      store_be<std::uint32_t>(p, static_cast<std::uint32_t>(v));
+      return;
+    case 8:
+      store_be<std::uint64_t>(p, v);
+      return;
+    default:
+      for (std::size_t i = 0; i < length; ++i) {
+        p[length - 1 - i] = i < 8 ? static_cast<std::byte>((v >> (8 * i)) & 0xff) : std::byte{0};
+      }
+  }
+}
+
 class ByteWriter {
  public:
   explicit ByteWriter(std::vector<std::byte>& out) : out_(out) {}
@@ -125,31 +148,11 @@ class ByteWriter {
   void u16(std::uint16_t v) { put(v); }
   void u32(std::uint32_t v) { put(v); }
   void u64(std::uint64_t v) { put(v); }
-  // Low `length` bytes of v, big-endian (reduced-size encoding, RFC 7011 §6.2).
-  // The low `length` bytes of v, big-endian (zeros in front beyond 8). The common
-  // widths are one store each (the probe's export writes a dozen of these per flow).
+  // The low `length` bytes of v, big-endian (reduced-size encoding, RFC 7011 §6.2).
   void uint_n(std::uint64_t v, std::size_t length) {
     const std::size_t at = out_.size();
     out_.resize(at + length);
-    std::byte* p = out_.data() + at;
-    switch (length) {
-      case 1:
-        p[0] = static_cast<std::byte>(v & 0xff);
-        return;
-      case 2:
-        store_be<std::uint16_t>(p, static_cast<std::uint16_t>(v));
-        return;
-      case 4:
-        store_be<std::uint32_t>(p, static_cast<std::uint32_t>(v));
-        return;
-      case 8:
-        store_be<std::uint64_t>(p, v);
-        return;
-      default:
-        for (std::size_t i = 0; i < length && i < 8; ++i) {
-          p[length - 1 - i] = static_cast<std::byte>((v >> (8 * i)) & 0xff);
-        }
-    }
+    store_uint_n(out_.data() + at, v, length);
   }
   void bytes(Bytes b) { out_.insert(out_.end(), b.begin(), b.end()); }
   void zeros(std::size_t n) { out_.resize(out_.size() + n); }

@@ -42,16 +42,30 @@ std::uint64_t max_for(std::size_t len) {
 
 }  // namespace
 
+void put_zero_field(const FieldSpec& f, DataType type, std::byte* dst) {
+  if (type == DataType::boolean && f.length == 1) {
+    dst[0] = std::byte{2};  // RFC 7011 §6.1.5: false
+    return;
+  }
+  std::memset(dst, 0, f.length);
+}
+
+void put_unsigned_field(const FieldSpec& f, DataType type, std::uint64_t v, std::byte* dst) {
+  if (f.length > 8 || !(is_unsigned(type) || type == DataType::octetArray)) {
+    put_zero_field(f, type, dst);
+    return;
+  }
+  store_uint_n(dst, std::min(v, max_for(f.length)), f.length);
+}
+
 void write_zero_field(const FieldSpec& f, DataType type, std::vector<std::byte>& out) {
   if (f.is_variable()) {
     out.push_back(std::byte{0});
     return;
   }
-  if (type == DataType::boolean && f.length == 1) {
-    out.push_back(std::byte{2});  // RFC 7011 §6.1.5: false
-    return;
-  }
-  out.resize(out.size() + f.length);
+  const std::size_t at = out.size();
+  out.resize(at + f.length);
+  put_zero_field(f, type, out.data() + at);
 }
 
 void write_unsigned_field(const FieldSpec& f, DataType type, std::uint64_t v,
@@ -61,11 +75,9 @@ void write_unsigned_field(const FieldSpec& f, DataType type, std::uint64_t v,
     ByteWriter(out).u64(v);
     return;
   }
-  if (f.length > 8 || !(is_unsigned(type) || type == DataType::octetArray)) {
-    write_zero_field(f, type, out);
-    return;
-  }
-  ByteWriter(out).uint_n(std::min(v, max_for(f.length)), f.length);
+  const std::size_t at = out.size();
+  out.resize(at + f.length);
+  put_unsigned_field(f, type, v, out.data() + at);
 }
 
 void write_raw_field(const FieldSpec& f, Bytes value, std::vector<std::byte>& out) {
@@ -174,29 +186,50 @@ std::optional<std::int64_t> record_time_ms(const ipfix::RecordView& r, bool end,
   return std::nullopt;
 }
 
-void write_time_field(const FieldSpec& f, DataType type, TimeElement t, std::int64_t abs_ms,
-                      std::int64_t our_origin_ms, std::vector<std::byte>& out) {
+namespace {
+
+// What a time element holds for `abs_ms`: a number, or (microseconds) an 8-byte NTP
+// timestamp written as is; nullopt when neither fits (the field's zero value then).
+struct TimeValue {
+  std::uint64_t value = 0;
+  bool ntp = false;
+};
+std::optional<TimeValue> time_value(const FieldSpec& f, TimeElement t, std::int64_t abs_ms,
+                                    std::int64_t our_origin_ms) {
   using U = TimeElement::Unit;
   switch (t.unit) {
-    case U::sys_uptime_ms: {
-      const std::int64_t rel = std::clamp<std::int64_t>(abs_ms - our_origin_ms, 0, 0xffffffffLL);
-      return write_unsigned_field(f, type, static_cast<std::uint64_t>(rel), out);
-    }
+    case U::sys_uptime_ms:
+      return TimeValue{static_cast<std::uint64_t>(
+          std::clamp<std::int64_t>(abs_ms - our_origin_ms, 0, 0xffffffffLL))};
     case U::seconds:
-      return write_unsigned_field(
-          f, type, static_cast<std::uint64_t>(std::max<std::int64_t>(abs_ms, 0) / 1000), out);
+      return TimeValue{static_cast<std::uint64_t>(std::max<std::int64_t>(abs_ms, 0) / 1000)};
     case U::milliseconds:
-      return write_unsigned_field(
-          f, type, static_cast<std::uint64_t>(std::max<std::int64_t>(abs_ms, 0)), out);
+      return TimeValue{static_cast<std::uint64_t>(std::max<std::int64_t>(abs_ms, 0))};
     case U::microseconds: {
       std::uint64_t ntp = 0;
-      if (f.length != 8 || !ipfix::wire::unix_us_to_ntp(abs_ms * 1000, ntp)) {
-        return write_zero_field(f, type, out);
-      }
-      ByteWriter(out).u64(ntp);
-      return;
+      if (f.length != 8 || !ipfix::wire::unix_us_to_ntp(abs_ms * 1000, ntp)) return std::nullopt;
+      return TimeValue{ntp, true};
     }
   }
+  return std::nullopt;
+}
+
+}  // namespace
+
+void write_time_field(const FieldSpec& f, DataType type, TimeElement t, std::int64_t abs_ms,
+                      std::int64_t our_origin_ms, std::vector<std::byte>& out) {
+  const auto tv = time_value(f, t, abs_ms, our_origin_ms);
+  if (!tv) return write_zero_field(f, type, out);
+  if (tv->ntp) return ByteWriter(out).u64(tv->value);
+  write_unsigned_field(f, type, tv->value, out);
+}
+
+void put_time_field(const FieldSpec& f, DataType type, TimeElement t, std::int64_t abs_ms,
+                    std::int64_t our_origin_ms, std::byte* dst) {
+  const auto tv = time_value(f, t, abs_ms, our_origin_ms);
+  if (!tv) return put_zero_field(f, type, dst);
+  if (tv->ntp) return store_be<std::uint64_t>(dst, tv->value);
+  put_unsigned_field(f, type, tv->value, dst);
 }
 
 std::int64_t uptime_origin_ms(const ipfix::MessageMeta& m, std::int64_t fallback_ms) {

@@ -38,6 +38,12 @@ void write_raw_field(const ipfix::FieldSpec& f, Bytes value, std::vector<std::by
 void convert_field(const ipfix::FieldSpec& out_spec, ipfix::DataType type, Bytes in,
                    std::vector<std::byte>& out);
 
+// The same three for a fixed-length field (!f.is_variable()) written in place: `dst` has
+// room for exactly f.length bytes, which are all written.
+void put_zero_field(const ipfix::FieldSpec& f, ipfix::DataType type, std::byte* dst);
+void put_unsigned_field(const ipfix::FieldSpec& f, ipfix::DataType type, std::uint64_t v,
+                        std::byte* dst);
+
 // Time elements the exporter can derive from one another (flowStart/End in sysUpTime,
 // seconds, milliseconds, microseconds). nullopt for any other element.
 struct TimeElement {
@@ -55,6 +61,9 @@ struct TimeElement {
 // `our_origin_ms`, saturated to 0..2^32-1.
 void write_time_field(const ipfix::FieldSpec& f, ipfix::DataType type, TimeElement t,
                       std::int64_t abs_ms, std::int64_t our_origin_ms, std::vector<std::byte>& out);
+// The same for a fixed-length field, in place (see put_unsigned_field).
+void put_time_field(const ipfix::FieldSpec& f, ipfix::DataType type, TimeElement t,
+                    std::int64_t abs_ms, std::int64_t our_origin_ms, std::byte* dst);
 
 // The origin of a received record's sysUpTime values: the exporter's boot time, known for
 // NetFlow v5/v9 from the header (unix time - sysUpTime), and for IPFIX when the collector

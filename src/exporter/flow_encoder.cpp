@@ -1,6 +1,7 @@
 #include "exporter/flow_encoder.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "exporter/field_codec.hpp"
@@ -338,13 +339,90 @@ void FlowEncoder::encode(std::span<const flow::FlowRecord> flows, ipfix::RecordB
   }
 }
 
+namespace {
+
+// Where encode_fields() puts a record's fields. Both write each field in exactly its
+// template length (field_codec.hpp); they differ in where.
+// AppendWriter: one field after the other at the end of a vector, for templates with a
+// variable-length field (whose offsets depend on the values).
+struct AppendWriter {
+  std::vector<std::byte>& out;
+  void zero(std::size_t, const ipfix::FieldSpec& f, ipfix::DataType t) {
+    write_zero_field(f, t, out);
+  }
+  void num(std::size_t, const ipfix::FieldSpec& f, ipfix::DataType t, std::uint64_t v) {
+    write_unsigned_field(f, t, v, out);
+  }
+  void raw(std::size_t, const ipfix::FieldSpec& f, Bytes v) { write_raw_field(f, v, out); }
+  void time(std::size_t, const ipfix::FieldSpec& f, ipfix::DataType t, TimeElement te,
+            std::int64_t abs_ms, std::int64_t origin_ms) {
+    write_time_field(f, t, te, abs_ms, origin_ms, out);
+  }
+  void convert(std::size_t, const ipfix::FieldSpec& f, ipfix::DataType t, Bytes v) {
+    convert_field(f, t, v, out);
+  }
+};
+
+// InPlaceWriter: each field at its fixed offset in a record already sized and zeroed in
+// the batch's storage — the probe's usual case (nProbe's templates have fixed lengths),
+// with no copy of the record and no growth check per field.
+struct InPlaceWriter {
+  std::byte* record;
+  const ipfix::Template& t;
+  std::vector<std::byte>& scratch;  // convert(): the rare field built the general way
+  std::byte* at(std::size_t i) const { return record + t.fixed_offset(i); }
+  void zero(std::size_t i, const ipfix::FieldSpec& f, ipfix::DataType type) {
+    // The record is zeroed already: only a boolean's zero value (false = 2) needs writing.
+    if (type == ipfix::DataType::boolean) put_zero_field(f, type, at(i));
+  }
+  void num(std::size_t i, const ipfix::FieldSpec& f, ipfix::DataType type, std::uint64_t v) {
+    put_unsigned_field(f, type, v, at(i));
+  }
+  void raw(std::size_t i, const ipfix::FieldSpec& f, Bytes v) {
+    // Truncated or NUL-padded, as write_raw_field does (the padding is already zero).
+    std::memcpy(at(i), v.data(), std::min<std::size_t>(v.size(), f.length));
+  }
+  void time(std::size_t i, const ipfix::FieldSpec& f, ipfix::DataType type, TimeElement te,
+            std::int64_t abs_ms, std::int64_t origin_ms) {
+    put_time_field(f, type, te, abs_ms, origin_ms, at(i));
+  }
+  void convert(std::size_t i, const ipfix::FieldSpec& f, ipfix::DataType type, Bytes v) {
+    scratch.clear();
+    convert_field(f, type, v, scratch);
+    std::memcpy(at(i), scratch.data(), std::min<std::size_t>(scratch.size(), f.length));
+  }
+};
+
+}  // namespace
+
 void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const ipfix::TemplatePtr& t,
                              const std::vector<Field>& kinds, std::uint16_t template_index,
                              std::uint32_t message_index, std::int64_t origin_ms,
                              ipfix::RecordBatch& out) {
+  if (!t->has_variable_length()) {
+    std::vector<std::byte>& data = out.storage();
+    const std::size_t offset = data.size();
+    const std::uint16_t length = t->min_record_length();
+    data.resize(offset + length);
+    InPlaceWriter w{data.data() + offset, *t, scratch_};
+    encode_fields(f, reverse, *t, kinds, origin_ms, w);
+    out.add(static_cast<std::uint32_t>(offset), length, template_index, message_index);
+    return;
+  }
   std::vector<std::byte>& r = scratch_;
   r.clear();
-  const auto fields = t->fields();
+  AppendWriter w{r};
+  encode_fields(f, reverse, *t, kinds, origin_ms, w);
+  if (r.size() > 0xffff) return;  // cannot happen with registry lengths; never a bad record
+  const std::uint32_t offset = out.store(r);
+  out.add(offset, static_cast<std::uint16_t>(r.size()), template_index, message_index);
+}
+
+template <class Writer>
+void FlowEncoder::encode_fields(const flow::FlowRecord& f, bool reverse, const ipfix::Template& t,
+                                const std::vector<Field>& kinds, std::int64_t origin_ms,
+                                Writer& w) const {
+  const auto fields = t.fields();
   const bool v6 = f.key.ip_version == 6;
   const std::int64_t first_ms = f.first_ns / 1000000;
   const std::int64_t last_ms = f.last_ns / 1000000;
@@ -354,7 +432,7 @@ void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const ipfi
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const ipfix::FieldSpec& spec = fields[i];
     const ipfix::DataType type = kinds[i].type;
-    auto num = [&](std::uint64_t v) { write_unsigned_field(spec, type, v, r); };
+    auto num = [&](std::uint64_t v) { w.num(i, spec, type, v); };
     auto flags = [&](std::uint16_t v) {
       // TCP flags are a bit field: cut to the field's width instead of saturating.
       num(spec.length == 1 ? (v & 0xffu) : v);
@@ -362,7 +440,7 @@ void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const ipfi
     switch (kinds[i].kind) {
       case Kind::unsupported:
       case Kind::zero:
-        write_zero_field(spec, type, r);
+        w.zero(i, spec, type);
         break;
       case Kind::in_bytes:
         num(f.in.bytes);
@@ -408,9 +486,9 @@ void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const ipfi
         const bool want_v6 = kinds[i].kind == Kind::src_v6 || kinds[i].kind == Kind::dst_v6;
         const bool src = kinds[i].kind == Kind::src_v4 || kinds[i].kind == Kind::src_v6;
         if (want_v6 != v6) {
-          write_zero_field(spec, type, r);
+          w.zero(i, spec, type);
         } else {
-          write_raw_field(spec, bytes_of(src ? f.key.src_addr : f.key.dst_addr, v6 ? 16 : 4), r);
+          w.raw(i, spec, bytes_of(src ? f.key.src_addr : f.key.dst_addr, v6 ? 16 : 4));
         }
         break;
       }
@@ -419,9 +497,9 @@ void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const ipfi
         const auto te = time_of(spec);
         const bool end = kinds[i].kind == Kind::last_time;
         if (te)
-          write_time_field(spec, type, *te, end ? last_ms : first_ms, origin_ms, r);
+          w.time(i, spec, type, *te, end ? last_ms : first_ms, origin_ms);
         else
-          write_zero_field(spec, type, r);
+          w.zero(i, spec, type);
         break;
       }
       case Kind::duration_ms:
@@ -446,10 +524,10 @@ void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const ipfi
         num(f.max_ttl);
         break;
       case Kind::client_mac:
-        write_raw_field(spec, bytes_of(f.client_mac, 6), r);
+        w.raw(i, spec, bytes_of(f.client_mac, 6));
         break;
       case Kind::server_mac:
-        write_raw_field(spec, bytes_of(f.server_mac, 6), r);
+        w.raw(i, spec, bytes_of(f.server_mac, 6));
         break;
       case Kind::vlan:
         num(f.key.vlan);
@@ -505,7 +583,7 @@ void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const ipfi
       case Kind::l7_proto_name: {
         std::string name;
         if (options_.l7_name) name = options_.l7_name(f.l7_master, f.l7_app);
-        convert_field(spec, type, as_bytes(name), r);
+        w.convert(i, spec, type, as_bytes(name));
         break;
       }
       case Kind::l7_confidence:
@@ -516,9 +594,6 @@ void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const ipfi
         break;
     }
   }
-  if (r.size() > 0xffff) return;  // cannot happen with registry lengths; never a bad record
-  const std::uint32_t offset = out.store(r);
-  out.add(offset, static_cast<std::uint16_t>(r.size()), template_index, message_index);
 }
 
 }  // namespace flowsec::exporter

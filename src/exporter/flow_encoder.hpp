@@ -81,6 +81,10 @@ class FlowEncoder {
   void encode_one(const flow::FlowRecord& f, bool reverse, const ipfix::TemplatePtr& t,
                   const std::vector<Field>& kinds, std::uint16_t template_index,
                   std::uint32_t message_index, std::int64_t origin_ms, ipfix::RecordBatch& out);
+  // Writes the fields of one record through `w` (the writers are in the .cpp).
+  template <class Writer>
+  void encode_fields(const flow::FlowRecord& f, bool reverse, const ipfix::Template& t,
+                     const std::vector<Field>& kinds, std::int64_t origin_ms, Writer& w) const;
 
   FlowEncoderOptions options_;
   ipfix::TemplatePtr v4_, v6_;
