@@ -94,7 +94,8 @@ class FlowCache {
   // Exports flows that ended (TCP FIN both ways or RST), were idle for idle_timeout or
   // longer, or started active_timeout or longer before `now_ns`.
   void expire(std::int64_t now_ns);
-  // Exports every flow with forced_end (shutdown, end of a capture file).
+  // Exports every flow (shutdown, end of a capture file): forced_end, or end_of_flow for
+  // those that had ended, in no particular order. The cache is empty and usable afterwards.
   void flush();
 
   [[nodiscard]] const FlowCacheStats& stats() const { return stats_; }

@@ -299,6 +299,38 @@ TEST_F(FlowCacheTest, FlushExportsEverythingAsForcedEnd) {
   EXPECT_EQ(cache.stats().exported(EndReason::forced_end), 50U);
 }
 
+// flush() resets the table in one pass: afterwards the same packets make the same flows
+// again, in the slab entries freed (no new memory), and ended flows kept their reason.
+TEST_F(FlowCacheTest, CacheIsUsableAfterAFlushAndReusesItsEntries) {
+  auto cache = make();
+  auto round = [&](std::int64_t t0) {
+    for (std::uint8_t i = 0; i < 50; ++i) cache.add(udp(v4(i, 1000), c, i), t0 + i);
+    cache.add(tcp(a, b, kSyn), t0);
+    cache.add(tcp(b, a, kSyn | kAck), t0 + 1);
+    cache.add(tcp(a, b, kFin | kAck), t0 + 2);
+    cache.add(tcp(b, a, kFin | kAck), t0 + 3);
+  };
+  round(kSec);
+  EXPECT_EQ(cache.active_flows(), 51U);
+  cache.flush();
+  const std::size_t memory = cache.bytes_in_use();
+  ASSERT_EQ(out.size(), 51U);
+  EXPECT_EQ(cache.stats().exported(EndReason::end_of_flow), 1U);
+  out.clear();
+  round(2 * kSec);
+  EXPECT_EQ(cache.active_flows(), 51U);
+  EXPECT_EQ(cache.bytes_in_use(), memory);
+  cache.add(udp(v4(7, 1000), c, 7), 2 * kSec + 60);  // found again: still 51 flows
+  EXPECT_EQ(cache.active_flows(), 51U);
+  cache.flush();
+  ASSERT_EQ(out.size(), 51U);
+  std::uint64_t packets = 0;
+  for (const auto& r : out) packets += r.in.packets + r.out.packets;
+  EXPECT_EQ(packets, 50U + 4U + 1U);
+  EXPECT_EQ(cache.stats().exported(EndReason::end_of_flow), 2U);
+  EXPECT_EQ(cache.stats().flows_created, 102U);
+}
+
 TEST_F(FlowCacheTest, CountersPerDirection) {
   auto cache = make();
   auto p1 = tcp(a, b, kSyn, 100, 0, 500);
