@@ -33,10 +33,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "collector/batch_pool.hpp"
 #include "common/clock.hpp"
 #include "common/ip_address.hpp"
 #include "common/log.hpp"
+#include "ipfix/batch_pool.hpp"
 #include "ipfix/errors.hpp"
 #include "ipfix/record.hpp"
 #include "transport/listener.hpp"
@@ -109,7 +109,7 @@ class Collector final : public transport::ListenerHandler {
   void count_error(Session& s, ipfix::Errc code, std::size_t offset);
 
   CollectorOptions options_;
-  BatchPool batches_;
+  ipfix::BatchPool batches_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Session>> sessions_;
   mutable std::mutex stats_mutex_;  // guards stats_ (written on the io thread, read by metrics)
   CollectorStats stats_;

@@ -315,6 +315,12 @@ void FlowEncoder::encode(std::span<const flow::FlowRecord> flows, ipfix::RecordB
         static_cast<std::uint32_t>(std::int64_t{meta.export_time} * 1000 - origin_ms);
     return out.add_message(meta);
   };
+  // Room for every record at once (the IPv6 layout is the longer): a growing batch was
+  // re-copied and re-faulted at each doubling.
+  const std::size_t records = flows.size() * (split_ ? 2 : 1);
+  const ipfix::RecordBatch::Mark now = out.mark();
+  out.reserve(now.data + records * std::max(v4_->min_record_length(), v6_->min_record_length()),
+              now.refs + records);
   std::int64_t last = 0;
   for (const auto& f : flows) last = std::max(last, f.last_ns);
   const std::uint32_t shared = message_for(last, options_.start_time_ms);

@@ -1,17 +1,17 @@
-// BatchPool (src/collector/batch_pool.hpp): batches come back cleared with their capacity
+// BatchPool (src/ipfix/batch_pool.hpp): batches come back cleared with their capacity
 // when the last owner lets go, on any thread; the pool keeps a bounded number; batches
 // outliving the pool are freed.
-#include "collector/batch_pool.hpp"
+#include "ipfix/batch_pool.hpp"
 
 #include <gtest/gtest.h>
 
 #include <thread>
 #include <vector>
 
-namespace flowsec::collector {
+namespace flowsec::ipfix {
 namespace {
 
-std::shared_ptr<ipfix::RecordBatch> filled(BatchPool& pool, std::size_t bytes) {
+std::shared_ptr<RecordBatch> filled(BatchPool& pool, std::size_t bytes) {
   auto b = pool.acquire();
   b->exporter.port = 2055;
   const std::vector<std::byte> data(bytes, std::byte{0x5a});
@@ -25,7 +25,7 @@ TEST(BatchPool, ReturnedBatchIsReusedEmptyWithItsCapacity) {
   auto b = filled(pool, 100'000);
   const std::byte* storage = b->storage().data();
   const std::size_t capacity = b->storage().capacity();
-  std::shared_ptr<const ipfix::RecordBatch> reader = b;  // an output's reference
+  std::shared_ptr<const RecordBatch> reader = b;  // an output's reference
   b.reset();
   EXPECT_EQ(pool.idle(), 0u);  // still held by the output
   reader.reset();
@@ -41,7 +41,7 @@ TEST(BatchPool, ReturnedBatchIsReusedEmptyWithItsCapacity) {
 
 TEST(BatchPool, KeepsAtMostMaxIdle) {
   BatchPool pool(2);
-  std::vector<std::shared_ptr<ipfix::RecordBatch>> held;
+  std::vector<std::shared_ptr<RecordBatch>> held;
   for (int i = 0; i < 5; ++i) held.push_back(filled(pool, 10));
   held.clear();
   EXPECT_EQ(pool.idle(), 2u);
@@ -49,12 +49,12 @@ TEST(BatchPool, KeepsAtMostMaxIdle) {
 
 TEST(BatchPool, ReturnedFromOtherThreads) {
   BatchPool pool(64);
-  std::vector<std::shared_ptr<ipfix::RecordBatch>> held;
+  std::vector<std::shared_ptr<RecordBatch>> held;
   for (int i = 0; i < 32; ++i) held.push_back(filled(pool, 1000));
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
-    std::vector<std::shared_ptr<ipfix::RecordBatch>> mine(held.begin() + t * 8,
-                                                          held.begin() + (t + 1) * 8);
+    std::vector<std::shared_ptr<RecordBatch>> mine(held.begin() + t * 8,
+                                                   held.begin() + (t + 1) * 8);
     threads.emplace_back([mine = std::move(mine)]() mutable { mine.clear(); });
   }
   held.clear();
@@ -63,7 +63,7 @@ TEST(BatchPool, ReturnedFromOtherThreads) {
 }
 
 TEST(BatchPool, BatchOutlivingThePoolIsFreed) {
-  std::shared_ptr<ipfix::RecordBatch> survivor;
+  std::shared_ptr<RecordBatch> survivor;
   {
     BatchPool pool;
     survivor = filled(pool, 10);
@@ -73,4 +73,4 @@ TEST(BatchPool, BatchOutlivingThePoolIsFreed) {
 }
 
 }  // namespace
-}  // namespace flowsec::collector
+}  // namespace flowsec::ipfix

@@ -1,13 +1,13 @@
-#include "collector/batch_pool.hpp"
+#include "ipfix/batch_pool.hpp"
 
-namespace flowsec::collector {
+namespace flowsec::ipfix {
 
 BatchPool::BatchPool(std::size_t max_idle) : shared_(std::make_shared<Shared>()) {
   shared_->max_idle = max_idle;
 }
 
-std::shared_ptr<ipfix::RecordBatch> BatchPool::acquire() {
-  std::unique_ptr<ipfix::RecordBatch> batch;
+std::shared_ptr<RecordBatch> BatchPool::acquire() {
+  std::unique_ptr<RecordBatch> batch;
   {
     std::lock_guard lock(shared_->mutex);
     if (!shared_->idle.empty()) {
@@ -15,11 +15,11 @@ std::shared_ptr<ipfix::RecordBatch> BatchPool::acquire() {
       shared_->idle.pop_back();
     }
   }
-  if (!batch) batch = std::make_unique<ipfix::RecordBatch>();
+  if (!batch) batch = std::make_unique<RecordBatch>();
   // The deleter holds the pool weakly: a batch still in an output queue when the
   // collector is gone is simply freed.
-  return {batch.release(), [pool = std::weak_ptr<Shared>(shared_)](ipfix::RecordBatch* b) {
-            std::unique_ptr<ipfix::RecordBatch> owned(b);
+  return {batch.release(), [pool = std::weak_ptr<Shared>(shared_)](RecordBatch* b) {
+            std::unique_ptr<RecordBatch> owned(b);
             auto shared = pool.lock();
             if (!shared) return;
             owned->clear();  // outside the lock: releases the batch's templates
@@ -33,4 +33,4 @@ std::size_t BatchPool::idle() const {
   return shared_->idle.size();
 }
 
-}  // namespace flowsec::collector
+}  // namespace flowsec::ipfix
