@@ -283,7 +283,7 @@ Expected<FlowEncoder, std::string> FlowEncoder::create(FlowEncoderOptions option
   auto kinds = [](const ipfix::TemplatePtr& t) {
     std::vector<Field> out;
     for (const auto& f : t->fields())
-      out.push_back({kind_of(f), ipfix::element_type(f.enterprise, f.id)});
+      out.push_back({kind_of(f), ipfix::element_type(f.enterprise, f.id), time_of(f)});
     return out;
   };
   e.v4_kinds_ = kinds(e.v4_);
@@ -500,7 +500,7 @@ void FlowEncoder::encode_fields(const flow::FlowRecord& f, bool reverse, const i
       }
       case Kind::first_time:
       case Kind::last_time: {
-        const auto te = time_of(spec);
+        const auto& te = kinds[i].time;
         const bool end = kinds[i].kind == Kind::last_time;
         if (te)
           w.time(i, spec, type, *te, end ? last_ms : first_ms, origin_ms);

@@ -32,11 +32,13 @@
 //    owns nDPI, this module does not depend on it).
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "common/result.hpp"
+#include "exporter/field_codec.hpp"
 #include "flow/flow_record.hpp"
 #include "ipfix/record.hpp"
 #include "ipfix/template.hpp"
@@ -77,6 +79,7 @@ class FlowEncoder {
   struct Field {
     Kind kind;
     ipfix::DataType type;
+    std::optional<TimeElement> time;  // first_time/last_time: the element's unit
   };
   void encode_one(const flow::FlowRecord& f, bool reverse, const ipfix::TemplatePtr& t,
                   const std::vector<Field>& kinds, std::uint16_t template_index,
