@@ -6,7 +6,6 @@
 // (Wireshark's NetFlow dissector) computes from the original capture. Skips
 // loudly when ipfixDump or tshark is missing.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <array>
 #include <cmath>
@@ -41,22 +40,7 @@ std::string data_path(const std::string& rel) {
   return std::string(FLOWSEC_TEST_DATA) + "/" + rel;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "flowsec-sinks-it-XXXXXX").string();
-    if (::mkdtemp(t.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 std::vector<BatchPtr> batches_of(const std::string& rel) {
   std::vector<BatchPtr> out;
@@ -105,7 +89,7 @@ TEST_P(IpfixDumpCount, ReadsEveryRecordWeWrote) {
   std::uint64_t n = 0;
   for (const auto& b : batches) n += b->size();
   ASSERT_GT(n, 0u);
-  TempDir dir;
+  TempDir dir("sinks-it");
   SinkStats stats;
   const std::string file = write_ipfix_file(dir, batches, stats);
   ASSERT_FALSE(file.empty());
@@ -206,7 +190,7 @@ TEST_P(V9Times, AreAbsoluteAndMatchTshark) {
   const auto [rel, port] = GetParam();
   const auto want = tshark_v9_times(data_path(rel), port);
   ASSERT_FALSE(want.empty());
-  TempDir dir;
+  TempDir dir("sinks-it");
   SinkStats stats;
   const std::string file = write_ipfix_file(dir, batches_of(rel), stats);
   ASSERT_FALSE(file.empty());

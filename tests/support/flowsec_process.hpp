@@ -11,8 +11,9 @@
 //    flowsec logs for its -3 listeners ("listening on URL (port N)").
 //  - run_command() (argv) / run_shell() (sh -c, stdout and stderr together): a peer
 //    (softflowd, nfdump, tshark, ...) run to completion with a time limit, output captured.
-//  - TempDir, free_udp_port() / free_tcp_port(), wait_for(), have_command(), slurp_file(),
-//    data_path() / cert_path() / flowsec_binary().
+//  - TempDir and unique_path() (temp_dir.hpp, included here), free_udp_port() /
+//    free_tcp_port(), wait_for(), have_command(), slurp_file(), data_path() / cert_path() /
+//    flowsec_binary().
 //  - http_get() / metric_sum(): read --metrics and sum the samples of a family whose
 //    labels include the given ones (Prometheus text format).
 //  - json_records(): the records of every finished JSON-lines file under a -P dir
@@ -56,6 +57,8 @@
 #include <utility>
 #include <vector>
 
+#include "support/temp_dir.hpp"
+
 extern char** environ;
 
 namespace flowsec::test {
@@ -94,40 +97,6 @@ inline std::vector<std::string> lines_of(const std::string& text) {
   }
   return out;
 }
-
-// `dir`/`stem`-PID-N: a name no other call (any thread) or test process uses.
-inline std::string unique_path(const std::string& dir, const std::string& stem) {
-  static std::atomic<int> counter{0};
-  return dir + "/" + stem + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
-}
-
-// A fresh directory under the system temp dir, removed with everything in it on
-// destruction.
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag)
-      : path_(unique_path(std::filesystem::temp_directory_path().string(), "flowsec-" + tag)) {
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::string& path() const { return path_; }
-  [[nodiscard]] std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-  // <path>/<name>, created.
-  [[nodiscard]] std::string subdir(const std::string& name) const {
-    const std::string p = *this / name;
-    std::filesystem::create_directories(p);
-    return p;
-  }
-
- private:
-  std::string path_;
-};
 
 // Polls pred() every `step` (10 ms) until it holds (true) or `limit` passes (false).
 inline bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds limit,

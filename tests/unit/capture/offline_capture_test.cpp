@@ -14,6 +14,7 @@
 
 #include "capture/capture_source.hpp"
 #include "capture/pcap_file.hpp"
+#include "support/temp_dir.hpp"
 
 namespace flowsec::capture {
 namespace {
@@ -78,25 +79,7 @@ std::string open_error(CaptureOptions opts) {
   return src ? std::string() : src.error();
 }
 
-// A fresh directory under the test's temporary directory, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::path(::testing::TempDir()) /
-            ("flowsec_capture_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using flowsec::test::TempDir;
 
 void write_prefix(const std::string& from, const fs::path& to, std::size_t bytes) {
   std::ifstream in(from, std::ios::binary);
@@ -223,10 +206,10 @@ TEST(OfflineCapture, DirectoryInNameOrderWithMixedLinkTypes) {
 }
 
 TEST(OfflineCapture, DirectoryWithoutCapturesIsAnError) {
-  TempDir dir;
-  std::ofstream(dir.path() / "notes.txt") << "nothing here\n";
+  TempDir dir("capture");
+  std::ofstream(dir / "notes.txt") << "nothing here\n";
   CaptureOptions opts;
-  opts.interface = dir.path().string();
+  opts.interface = dir.path();
   EXPECT_EQ(open_error(opts), "directory '" + opts.interface + "': no pcap or pcapng files");
 }
 
@@ -234,11 +217,11 @@ TEST(OfflineCapture, DirectoryWithoutCapturesIsAnError) {
 // "cut short in the middle of a packet". A directory skips the damaged rest and goes
 // on; a single file delivers the 11 and then reports the damage.
 TEST(OfflineCapture, DamagedFileInDirectoryIsSkipped) {
-  TempDir dir;
-  fs::copy_file(kData + "mixed/dns_udp.pcap", dir.path() / "a.pcap");
-  write_prefix(kTrace, dir.path() / "b.pcap", 1000);
-  fs::copy_file(kData + "mixed/dns_udp.pcap", dir.path() / "c.pcap");
-  auto src = open_ok(dir.path().string());
+  TempDir dir("capture");
+  fs::copy_file(kData + "mixed/dns_udp.pcap", dir / "a.pcap");
+  write_prefix(kTrace, dir / "b.pcap", 1000);
+  fs::copy_file(kData + "mixed/dns_udp.pcap", dir / "c.pcap");
+  auto src = open_ok(dir.path());
   ASSERT_TRUE(src);
   const ReadAll r = read_all(*src);
   EXPECT_EQ(r.last, ReadStatus::end);
@@ -248,8 +231,8 @@ TEST(OfflineCapture, DamagedFileInDirectoryIsSkipped) {
 }
 
 TEST(OfflineCapture, DamagedSingleFileEndsWithError) {
-  TempDir dir;
-  const fs::path cut = dir.path() / "cut.pcap";
+  TempDir dir("capture");
+  const fs::path cut = dir / "cut.pcap";
   write_prefix(kTrace, cut, 1000);
   auto src = open_ok(cut.string());
   ASSERT_TRUE(src);
@@ -380,9 +363,9 @@ TEST(OfflineCapture, SnaplenCutsFramesButKeepsWireLength) {
 // Three copies of the 179-packet trace (71888 bytes each): 537 packets in batches of
 // 256, 256 and 25, with progress growing to the total.
 TEST(OfflineCapture, ProgressAcrossFiles) {
-  TempDir dir;
-  for (const char* name : {"1.pcap", "2.pcap", "3.pcap"}) fs::copy_file(kTrace, dir.path() / name);
-  auto src = open_ok(dir.path().string());
+  TempDir dir("capture");
+  for (const char* name : {"1.pcap", "2.pcap", "3.pcap"}) fs::copy_file(kTrace, dir / name);
+  auto src = open_ok(dir.path());
   ASSERT_TRUE(src);
   auto p = src->progress();
   ASSERT_TRUE(p.has_value());
@@ -410,9 +393,9 @@ TEST(OfflineCapture, ProgressAcrossFiles) {
 }
 
 TEST(OfflineCapture, StopEndsReading) {
-  TempDir dir;
-  for (const char* name : {"1.pcap", "2.pcap"}) fs::copy_file(kTrace, dir.path() / name);
-  auto src = open_ok(dir.path().string());
+  TempDir dir("capture");
+  for (const char* name : {"1.pcap", "2.pcap"}) fs::copy_file(kTrace, dir / name);
+  auto src = open_ok(dir.path());
   ASSERT_TRUE(src);
   PacketBatch batch;
   ASSERT_EQ(src->next_batch(batch), ReadStatus::packets);

@@ -45,6 +45,7 @@
 
 #include "capture/capture_source.hpp"
 #include "capture/pcap_records.hpp"
+#include "support/temp_dir.hpp"
 
 namespace flowsec::capture {
 namespace {
@@ -634,31 +635,7 @@ void swapped_copy(const std::string& from, const fs::path& to, bool swap, bool t
   std::ofstream(to, std::ios::binary).write(f.data(), static_cast<std::streamsize>(f.size()));
 }
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::path(::testing::TempDir()) /
-            ("flowsec_pcap_records_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  [[nodiscard]] const fs::path& path() const { return path_; }
-  [[nodiscard]] std::string write(const std::string& name, const std::vector<std::byte>& bytes) {
-    const fs::path p = path_ / name;
-    std::ofstream(p, std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes.data()),
-               static_cast<std::streamsize>(bytes.size()));
-    return p.string();
-  }
-
- private:
-  fs::path path_;
-};
+using flowsec::test::TempDir;
 
 // Every classic pcap of tests/data, plus swapped, nanosecond and cut copies made in `dir`.
 std::vector<std::string> test_data_files(TempDir& dir) {
@@ -670,8 +647,7 @@ std::vector<std::string> test_data_files(TempDir& dir) {
     for (const bool swap : {false, true}) {
       for (const bool nano : {false, true}) {
         if (!swap && !nano) continue;
-        const fs::path to =
-            dir.path() / (name + (swap ? "_swapped" : "") + (nano ? "_ns" : "") + ".pcap");
+        const fs::path to = dir / (name + (swap ? "_swapped" : "") + (nano ? "_ns" : "") + ".pcap");
         swapped_copy(kData + base, to, swap, nano);
         if (::testing::Test::HasFatalFailure()) return files;
         files.push_back(to.string());
@@ -709,7 +685,7 @@ void expect_test_data_coverage(const Coverage& cov) {
 }
 
 TEST(PcapRecordsDifferential, TestDataMatchesLibpcap) {
-  TempDir dir;
+  TempDir dir("pcap-records");
   const auto files = test_data_files(dir);
   ASSERT_FALSE(::testing::Test::HasFatalFailure());
   Coverage cov;
@@ -720,7 +696,7 @@ TEST(PcapRecordsDifferential, TestDataMatchesLibpcap) {
 // A 300-byte buffer (grown for each record larger than it): nearly every record is split
 // between two reads, headers included.
 TEST(PcapRecordsDifferential, TestDataMatchesLibpcapWithATinyBuffer) {
-  TempDir dir;
+  TempDir dir("pcap-records");
   const auto files = test_data_files(dir);
   ASSERT_FALSE(::testing::Test::HasFatalFailure());
   BufferBytes tiny(300);
@@ -762,7 +738,7 @@ TEST(PcapRecordsDifferential, SharedCorpusMatchesLibpcapWithATinyBuffer) {
 // Every hand-built byte array of the walker tests, as a file: the texts and the cutting at
 // the snapshot length above are what libpcap itself does.
 TEST(PcapRecordsDifferential, HandBuiltFilesMatchLibpcap) {
-  TempDir dir;
+  TempDir dir("pcap-records");
   std::vector<std::string> files;
   auto add = [&](const std::string& name, const PcapBuilder& b) {
     files.push_back(dir.write(name + ".pcap", b.file()));
@@ -970,17 +946,16 @@ bool in_place(const PacketBatch& batch, std::size_t i) {
 }
 
 TEST(BufferReader, SpansOfEndedFilesStayValidUntilTheNextCall) {
-  TempDir dir;
+  TempDir dir("pcap-records");
   // Five 2-packet files: one batch holds all ten packets, each file read into the room after
   // the one before in the buffer.
   for (int i = 0; i < 5; ++i) {
-    fs::copy_file(kData + "capture/mixed/dns_udp.pcap",
-                  dir.path() / ("f" + std::to_string(i) + ".pcap"));
+    fs::copy_file(kData + "capture/mixed/dns_udp.pcap", dir / ("f" + std::to_string(i) + ".pcap"));
   }
   const Reading one = read_with_libpcap(kData + "capture/mixed/dns_udp.pcap", kDefaultSnaplen);
   ASSERT_EQ(one.frames.size(), 2u);
   CaptureOptions opts;
-  opts.interface = dir.path().string();
+  opts.interface = dir.path();
   auto src = open_capture(opts);
   ASSERT_TRUE(src.has_value()) << src.error();
   PacketBatch batch;
@@ -1003,7 +978,7 @@ TEST(BufferReader, SpansOfEndedFilesStayValidUntilTheNextCall) {
 // 2000 small packets through a 4 KiB buffer: batches end where the buffer runs out, their
 // packets still intact when the batch is returned, and read in place.
 TEST(BufferReader, BatchesEndAtARefillWithTheirSpansIntact) {
-  TempDir dir;
+  TempDir dir("pcap-records");
   PcapBuilder b;
   for (int i = 0; i < 2000; ++i) b.record(i, 0, 60 + i % 7, 60 + i % 7);
   const std::string path = dir.write("small.pcap", b.file());
@@ -1030,7 +1005,7 @@ TEST(BufferReader, BatchesEndAtARefillWithTheirSpansIntact) {
 
 // Many files of tests/data read through one 64 KiB buffer: the same as libpcap file by file.
 TEST(BufferReader, ADirectoryThroughA64KiBBuffer) {
-  TempDir dir;
+  TempDir dir("pcap-records");
   std::vector<Frame> want;
   int n = 0;
   for (const std::string& f : classic_pcaps_under(kData)) {
@@ -1038,13 +1013,13 @@ TEST(BufferReader, ADirectoryThroughA64KiBBuffer) {
     if (!r.error.empty() || r.frames.empty()) continue;
     char name[32];
     std::snprintf(name, sizeof name, "%03d.pcap", n++);
-    fs::copy_file(f, dir.path() / name);
+    fs::copy_file(f, dir / name);
     want.insert(want.end(), r.frames.begin(), r.frames.end());
   }
   ASSERT_GE(n, 10);
   BufferBytes size(65536);
   CaptureOptions opts;
-  opts.interface = dir.path().string();
+  opts.interface = dir.path();
   auto src = open_capture(opts);
   ASSERT_TRUE(src.has_value()) << src.error();
   PacketBatch batch;
@@ -1059,7 +1034,7 @@ TEST(BufferReader, ADirectoryThroughA64KiBBuffer) {
 }
 
 TEST(BufferReader, DamagedSingleFileKeepsItsPacketsUntilTheNextCall) {
-  TempDir dir;
+  TempDir dir("pcap-records");
   PcapBuilder b;
   b.record(1, 2, 10, 10).record(1, 2, 100, 100, 40);
   const std::string path = dir.write("cut.pcap", b.file());
@@ -1090,7 +1065,7 @@ TEST(BufferReader, AFileTruncatedWhileReadIsATruncatedFile) {
                         Cut{24 + 1000 * 116 + 7, "inside a record header"},
                         Cut{24 + 1000 * 116, "between records"}}) {
     SCOPED_TRACE(cut.what);
-    TempDir dir;
+    TempDir dir("pcap-records");
     PcapBuilder b;
     for (int i = 0; i < 3000; ++i) b.record(i, 0, 100, 100);
     const std::string path = dir.write("shrinking.pcap", b.file());
@@ -1118,7 +1093,7 @@ TEST(BufferReader, AFileTruncatedWhileReadIsATruncatedFile) {
 }
 
 TEST(BufferReader, ProgressIsTheBytesConsumed) {
-  TempDir dir;
+  TempDir dir("pcap-records");
   PcapBuilder b;
   for (int i = 0; i < 300; ++i) b.record(i, 0, 100, 100);
   const std::string path = dir.write("300.pcap", b.file());
@@ -1179,7 +1154,7 @@ TEST(BufferReader, FilterAndSnaplenApplyToBufferedPackets) {
 // host's byte order in its own buffer (swap_linux_sll_header), which the buffered reader
 // does not do, so libpcap reads the file.
 TEST(BufferReader, SwappedPseudoHeaderIsLeftToLibpcap) {
-  TempDir dir;
+  TempDir dir("pcap-records");
   PcapBuilder b;
   b.swapped(true).link_type(113).record(1, 2, 0, 0, 0);
   auto file = b.file();
@@ -1206,8 +1181,8 @@ TEST(BufferReader, SwappedPseudoHeaderIsLeftToLibpcap) {
 
 // A FIFO is not read into the buffer: libpcap reads it as before.
 TEST(BufferReader, FifoIsReadByLibpcap) {
-  TempDir dir;
-  const fs::path fifo = dir.path() / "trace.pcap";
+  TempDir dir("pcap-records");
+  const fs::path fifo = dir / "trace.pcap";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   const std::string from = kData + "capture/mixed/dns_udp.pcap";
   std::thread writer([&] {

@@ -71,7 +71,7 @@ TEST(FileSinkTest, ParsesDumpFormatLetters) {
 }
 
 TEST(FileSinkTest, WritesTmpThenRenamesAtTheEndOfThePeriod) {
-  TempDir dir;
+  TempDir dir("sinks");
   TestClock clock(kT0);
   FileSink sink(options(dir.path(), FileFormat::json_lines, clock));
   EXPECT_EQ(sink.name(), "file");
@@ -97,7 +97,7 @@ TEST(FileSinkTest, WritesTmpThenRenamesAtTheEndOfThePeriod) {
 }
 
 TEST(FileSinkTest, EmptyPeriodsCreateNoFile) {
-  TempDir dir;
+  TempDir dir("sinks");
   TestClock clock(kT0);
   FileSink sink(options(dir.path(), FileFormat::text, clock));
   for (int i = 0; i < 10; ++i) {  // ten idle minutes
@@ -118,7 +118,7 @@ TEST(FileSinkTest, EmptyPeriodsCreateNoFile) {
 }
 
 TEST(FileSinkTest, WriteInALaterPeriodRotatesWithoutTick) {
-  TempDir dir;
+  TempDir dir("sinks");
   TestClock clock(kT0);
   auto o = options(dir.path(), FileFormat::csv, clock);
   o.rotation = 3600s;  // hourly files
@@ -141,7 +141,7 @@ TEST(FileSinkTest, WriteInALaterPeriodRotatesWithoutTick) {
 }
 
 TEST(FileSinkTest, ExistingNameGetsASuffix) {
-  TempDir dir;
+  TempDir dir("sinks");
   TestClock clock(kT0);
   std::filesystem::create_directories(dir.path() + "/2024/03/01/12");
   std::ofstream(dir.path() + "/2024/03/01/12/flows-20240301120000.txt") << "earlier run\n";
@@ -160,7 +160,7 @@ TEST_P(FileSinkFormatTest, ContentIsTheRenderersOutput) {
   const auto batches = test::capture_batches(
       test::data_path("export/pmacct/101-NFv9-CISCO-cust_primitives_traffic-00.pcap"));
   ASSERT_FALSE(batches.empty());
-  TempDir dir;
+  TempDir dir("sinks");
   TestClock clock(kT0);
   FileSink sink(options(dir.path(), GetParam(), clock));
   for (const auto& b : batches) sink.write(*b);
@@ -188,7 +188,7 @@ TEST(FileSinkTest, BinaryFileReadsBackRecordForRecord) {
       test::ipfix_file_batches(test::data_path("ipfix/ipfixcol2_example_flows.ipfix"));
   const std::size_t n = test::total_records(batches);
   ASSERT_EQ(n, 3979u);  // tests/data/README
-  TempDir dir;
+  TempDir dir("sinks");
   TestClock clock(kT0);
   FileSink sink(options(dir.path(), FileFormat::ipfix, clock));
   for (const auto& b : batches) sink.write(*b);
@@ -223,7 +223,7 @@ TEST(FileSinkTest, BinaryMakesNetflowV9TimesAbsolute) {
   const auto batches =
       test::capture_batches(test::data_path("export/akvorado-merged/netflow_template+data.pcap"));
   ASSERT_EQ(test::total_records(batches), 4u);
-  TempDir dir;
+  TempDir dir("sinks");
   TestClock clock(kT0);
   FileSink sink(options(dir.path(), FileFormat::ipfix, clock));
   for (const auto& b : batches) sink.write(*b);
@@ -265,7 +265,7 @@ TEST(FileSinkTest, StandardOutputGetsEveryBatchAtOnce) {
 
 TEST(FileSinkTest, StandardOutputBinaryIsAnIpfixStream) {
   const auto batches = test::ipfix_file_batches(test::data_path("ipfix/softflowd_1kxun_tcp.ipfix"));
-  TempDir dir;
+  TempDir dir("sinks");
   const std::string out_path = dir.path() + "/stdout.ipfix";
   const int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   ASSERT_GE(fd, 0);
@@ -282,7 +282,7 @@ TEST(FileSinkTest, StandardOutputBinaryIsAnIpfixStream) {
 }
 
 TEST(FileSinkTest, UnwritableDirectoryIsCountedAndRetriedNextPeriod) {
-  TempDir dir;
+  TempDir dir("sinks");
   // A regular file where the sink wants a directory: mkdir fails (also as root).
   const std::string blocked = dir.path() + "/out";
   std::ofstream(blocked) << "x";
@@ -344,7 +344,7 @@ TEST(FileSinkTest, FailedWriteKeepsTheCompleteBatchesAndCountsTheRest) {
     const auto batches = test::capture_batches(
         test::data_path("export/pmacct/101-NFv9-CISCO-cust_primitives_traffic-00.pcap"));
     ASSERT_GE(batches.size(), 4u);
-    TempDir dir;
+    TempDir dir("sinks");
     TestClock clock(kT0);
     auto o = options(dir.path(), f, clock);
     o.buffer_bytes = 1;  // write(2) after every batch
@@ -389,7 +389,7 @@ TEST(FileSinkTest, FailedWriteKeepsTheCompleteBatchesAndCountsTheRest) {
 }
 
 TEST(FileSinkTest, WritesAfterCloseAreCountedAsFailed) {
-  TempDir dir;
+  TempDir dir("sinks");
   TestClock clock(kT0);
   FileSink sink(options(dir.path(), FileFormat::text, clock));
   sink.close();
@@ -399,7 +399,7 @@ TEST(FileSinkTest, WritesAfterCloseAreCountedAsFailed) {
 }
 
 TEST(FileSinkTest, RunsBehindAQueue) {
-  TempDir dir;
+  TempDir dir("sinks");
   TestClock clock(kT0);
   QueuedSinkOptions qo;
   qo.wall_clock = clock.fn();  // ticks see the same time as the sink: one period, one file

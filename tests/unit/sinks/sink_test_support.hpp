@@ -1,9 +1,8 @@
 #pragma once
 // Test support for the sinks: record batches from the bundled fixtures
 // (tests/data, see its README for provenance) or built from chosen values, fake
-// sinks that record, block or sleep, and a temporary directory. Header-only.
+// sinks that record, block or sleep, and the shared TempDir. Header-only.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +23,7 @@
 #include "ipfix/template_store.hpp"
 #include "ipfix/value.hpp"
 #include "sinks/sink.hpp"
+#include "support/temp_dir.hpp"
 #include "support/udp_datagrams.hpp"
 
 namespace flowsec::sinks::test {
@@ -203,25 +203,8 @@ class SlowSink : public Sink {
   std::atomic<std::uint64_t> written_{0};
 };
 
-// A fresh directory under TMPDIR, removed with its contents.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "flowsec-sinks-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+// A fresh directory, removed with its contents (tests/support/temp_dir.hpp).
+using flowsec::test::TempDir;
 
 // Every regular file under `dir`, relative to it, sorted.
 inline std::vector<std::string> list_files(const std::string& dir) {

@@ -30,6 +30,8 @@
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.hpp"
+
 #ifndef FLOWSEC_TEST_CERTS
 #error "FLOWSEC_TEST_CERTS must name the directory made by scripts/make-test-certs.sh"
 #endif
@@ -612,33 +614,22 @@ TEST_F(TlsTest, DtlsCookieIsBoundToThePeerAddress) {
 
 // ---- start-up errors (SPEC §3 collector 1) ----
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "flowsec-tls-test.XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  [[nodiscard]] std::string file(const std::string& name) const { return path_ + "/" + name; }
-  std::string write(const std::string& name, const std::string& text, fs::perms mode) const {
-    const std::string p = file(name);
-    std::ofstream(p) << text;
-    fs::permissions(p, mode);
-    return p;
-  }
-  std::string copy(const std::string& from, const std::string& name, fs::perms mode) const {
-    const std::string p = file(name);
-    fs::copy_file(from, p, fs::copy_options::overwrite_existing);
-    fs::permissions(p, mode);
-    return p;
-  }
+using flowsec::test::TempDir;
 
- private:
-  std::string path_;
-};
+// <dir>/<name> with permissions `mode`: `text` written there, or a copy of file `from`.
+std::string write_with_mode(const TempDir& dir, const std::string& name, const std::string& text,
+                            fs::perms mode) {
+  const std::string p = dir.write(name, text);
+  fs::permissions(p, mode);
+  return p;
+}
+std::string copy_with_mode(const TempDir& dir, const std::string& from, const std::string& name,
+                           fs::perms mode) {
+  const std::string p = dir / name;
+  fs::copy_file(from, p, fs::copy_options::overwrite_existing);
+  fs::permissions(p, mode);
+  return p;
+}
 
 constexpr fs::perms kOwnerOnly = fs::perms::owner_read | fs::perms::owner_write;
 
@@ -686,11 +677,11 @@ TEST_F(TlsTest, MissingFilesAreNamed) {
 }
 
 TEST_F(TlsTest, UnreadableAndNotPemFilesAreNamed) {
-  TempDir dir;
+  TempDir dir("tls-test");
   TlsSettings s = own("server");
-  s.cert_file = dir.file("");  // a directory
+  s.cert_file = dir / "";  // a directory
   EXPECT_THAT(create_error(TlsRole::server, s), HasSubstr("Is a directory"));
-  s.cert_file = dir.write("garbage.pem", "not a certificate\n", kOwnerOnly);
+  s.cert_file = write_with_mode(dir, "garbage.pem", "not a certificate\n", kOwnerOnly);
   EXPECT_EQ(create_error(TlsRole::server, s),
             "--tls-cert \"" + s.cert_file + "\": no PEM certificate in it");
   s = own("server");
@@ -714,8 +705,8 @@ TEST_F(TlsTest, KeyNotMatchingTheCertificateNamesBoth) {
 }
 
 TEST_F(TlsTest, EncryptedKeyIsRefusedWithoutPrompting) {
-  TempDir dir;
-  const std::string path = dir.file("encrypted.key");
+  TempDir dir("tls-test");
+  const std::string path = dir / "encrypted.key";
   {
     BIO* in = BIO_new_file(key("server").c_str(), "r");
     ASSERT_NE(in, nullptr);
@@ -751,10 +742,10 @@ TEST_F(TlsTest, ExpiredClientCertificateOnlyWarns) {
 }
 
 TEST_F(TlsTest, GroupReadableKeyWarnsAndNamesTheFile) {
-  TempDir dir;
+  TempDir dir("tls-test");
   TlsSettings s = own("server");
-  s.key_file = dir.copy(key("server"), "server.key",
-                        kOwnerOnly | fs::perms::group_read);  // 0640
+  s.key_file = copy_with_mode(dir, key("server"), "server.key",
+                              kOwnerOnly | fs::perms::group_read);  // 0640
   ::testing::internal::CaptureStderr();
   auto r = TlsContext::create(TlsRole::server, TlsProtocol::tls, s);
   std::string err = ::testing::internal::GetCapturedStderr();
@@ -809,18 +800,18 @@ bool serves(const ContextPtr& server_ctx, const std::string& host) {
 }
 
 TEST_F(TlsTest, ReloadSwapsTheContextForNewSessions) {
-  TempDir dir;
+  TempDir dir("tls-test");
   TlsSettings s;
-  s.cert_file = dir.copy(pem("server"), "cert.pem", kOwnerOnly);
-  s.key_file = dir.copy(key("server"), "key.pem", kOwnerOnly);
+  s.cert_file = copy_with_mode(dir, pem("server"), "cert.pem", kOwnerOnly);
+  s.key_file = copy_with_mode(dir, key("server"), "key.pem", kOwnerOnly);
   auto source = TlsContextSource::create(TlsRole::server, TlsProtocol::tls, s);
   ASSERT_TRUE(source.has_value()) << source.error();
   const auto before = (*source)->current();
   EXPECT_TRUE(serves(before, "localhost"));
   EXPECT_FALSE(serves(before, "other.example"));
 
-  dir.copy(pem("other-name"), "cert.pem", kOwnerOnly);
-  dir.copy(key("other-name"), "key.pem", kOwnerOnly);
+  copy_with_mode(dir, pem("other-name"), "cert.pem", kOwnerOnly);
+  copy_with_mode(dir, key("other-name"), "key.pem", kOwnerOnly);
   ASSERT_TRUE((*source)->reload().has_value());
   const auto after = (*source)->current();
   EXPECT_NE(after, before);
@@ -832,15 +823,16 @@ TEST_F(TlsTest, ReloadSwapsTheContextForNewSessions) {
 }
 
 TEST_F(TlsTest, FailedReloadKeepsTheOldContext) {
-  TempDir dir;
+  TempDir dir("tls-test");
   TlsSettings s;
-  s.cert_file = dir.copy(pem("server"), "cert.pem", kOwnerOnly);
-  s.key_file = dir.copy(key("server"), "key.pem", kOwnerOnly);
+  s.cert_file = copy_with_mode(dir, pem("server"), "cert.pem", kOwnerOnly);
+  s.key_file = copy_with_mode(dir, key("server"), "key.pem", kOwnerOnly);
   auto source = TlsContextSource::create(TlsRole::server, TlsProtocol::tls, s);
   ASSERT_TRUE(source.has_value()) << source.error();
   const auto before = (*source)->current();
 
-  dir.copy(key("exporter1"), "key.pem", kOwnerOnly);  // half-finished certificate rotation
+  // Half-finished certificate rotation.
+  copy_with_mode(dir, key("exporter1"), "key.pem", kOwnerOnly);
   auto r = (*source)->reload();
   ASSERT_FALSE(r.has_value());
   EXPECT_THAT(r.error(), HasSubstr(s.key_file));
