@@ -570,7 +570,7 @@ void FlowCache::add(const packet::PacketView& v, std::span<const std::byte> fram
 void FlowCache::add_batch(std::span<const Packet> packets) {
   // Two prefetch stages: the bucket head kAhead packets ahead, and the entry it points
   // to kAhead/2 packets ahead (by then the bucket line has arrived).
-  constexpr std::size_t kAhead = 8;
+  constexpr std::size_t kAhead = 16;
   constexpr std::size_t kMaxRun = 256;
   std::array<Lookup, kMaxRun> lookups;
   for (std::size_t base = 0; base < packets.size(); base += kMaxRun) {
