@@ -324,6 +324,7 @@ void FlowEncoder::encode(std::span<const flow::FlowRecord> flows, ipfix::RecordB
   std::int64_t last = 0;
   for (const auto& f : flows) last = std::max(last, f.last_ns);
   const std::uint32_t shared = message_for(last, options_.start_time_ms);
+  int v4_index = -1, v6_index = -1;  // the templates' indices in `out`, once added
   for (const auto& f : flows) {
     // 22/21 count 32-bit milliseconds from start_time_ms. A flow outside that window — a
     // capture directory whose files go back in time, or spanning more than 49.7 days —
@@ -337,7 +338,11 @@ void FlowEncoder::encode(std::span<const flow::FlowRecord> flows, ipfix::RecordB
     const bool v6 = f.key.ip_version == 6;
     const ipfix::TemplatePtr& t = v6 ? v6_ : v4_;
     const auto& kinds = v6 ? v6_kinds_ : v4_kinds_;
-    const std::uint16_t ti = out.use_template(t);
+    // A family's template enters the batch with its first flow (not before: the batch
+    // must not announce a template it has no record of).
+    int& index = v6 ? v6_index : v4_index;
+    if (index < 0) index = out.use_template(t);
+    const auto ti = static_cast<std::uint16_t>(index);
     encode_one(f, false, t, kinds, ti, message, origin, out);
     if (split_ && f.out.packets > 0) {
       encode_one(reversed(f), true, t, kinds, ti, message, origin, out);
