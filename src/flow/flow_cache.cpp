@@ -20,6 +20,9 @@ namespace {
 
 constexpr std::uint32_t kNil = std::numeric_limits<std::uint32_t>::max();
 
+// LRU moves: at most one per flow per this much packet time (see update()).
+constexpr std::uint32_t kLruStepMs = 100;
+
 constexpr std::uint8_t kProtoTcp = 6;
 constexpr std::uint8_t kProtoIcmp = 1;
 constexpr std::uint8_t kProtoIcmpv6 = 58;
@@ -95,6 +98,7 @@ struct FlowCache::Entry {
   TcpDir tcp[2];
   std::uint32_t syn_us = 0;     // SYN time, µs after rec.first_ns
   std::uint32_t synack_us = 0;  // SYN-ACK time, µs after rec.first_ns
+  std::uint32_t lru_ms = 0;     // when it last moved to the LRU tail, ms after rec.first_ns
   std::uint16_t state = 0;
 };
 
@@ -731,9 +735,16 @@ void FlowCache::update(std::uint32_t idx, bool reverse, const packet::PacketView
     }
   }
 
-  if ((e.state & kEnded) == 0) {
-    // Most recently updated goes to the tail (ended flows stay at the head).
-    if (lru_tail_ != idx) {
+  if ((e.state & kEnded) == 0 && lru_tail_ != idx) {
+    // Most recently updated goes to the tail (ended flows stay at the head), at most once
+    // per kLruStepMs of packet time: a busy flow's every packet was two writes into its
+    // list neighbours. The list stays ordered by the time of each flow's last move, which
+    // is at most kLruStepMs before its last packet, so expire() exports an idle flow at most
+    // kLruStepMs late (it already runs only once a second) and a full cache evicts a flow
+    // idle for at most that much less than the least recently updated one.
+    const std::uint32_t now_ms = clamp_u32((ts - r.first_ns) / 1'000'000);
+    if (now_ms - e.lru_ms >= kLruStepMs || now_ms < e.lru_ms) {
+      e.lru_ms = now_ms;
       lru_unlink(idx);
       lru_push_back(idx);
     }

@@ -186,6 +186,32 @@ TEST_F(FlowCacheTest, IdleTimeoutFollowsPacketTime) {
   EXPECT_EQ(cache.stats().exported(EndReason::idle_timeout), 1U);
 }
 
+// A busy flow moves to the LRU tail at most once per 100 ms of packet time (flow_cache.cpp
+// kLruStepMs), yet it must not hold back an idle flow created after it: the idle one is
+// exported on time, the busy one stays.
+TEST_F(FlowCacheTest, BusyFlowDoesNotHoldBackAnIdleOne) {
+  FlowCacheConfig cfg;
+  cfg.idle_timeout_ns = 2 * kSec;
+  auto cache = make(cfg);
+  cache.add(udp(a, c), 0);        // busy: a packet every 50 ms for 10 s
+  cache.add(udp(b, c), 1 * kMs);  // idle after its only packet
+  for (std::int64_t t = 50 * kMs; t <= 10 * kSec; t += 50 * kMs) {
+    cache.add(udp(a, c), t);
+    if (t == 2 * kSec + 50 * kMs) {
+      cache.expire(t);
+      ASSERT_EQ(out.size(), 1U);
+      EXPECT_EQ(out[0].key.src_addr, b.addr);
+      EXPECT_EQ(out[0].end_reason, EndReason::idle_timeout);
+    }
+  }
+  cache.expire(10 * kSec + 50 * kMs);
+  EXPECT_EQ(out.size(), 1U);
+  EXPECT_EQ(cache.active_flows(), 1U);
+  cache.expire(12 * kSec + 100 * kMs);  // idle 2.1 s: at most one step late
+  ASSERT_EQ(out.size(), 2U);
+  EXPECT_EQ(out[1].in.packets, 201U);
+}
+
 TEST_F(FlowCacheTest, IdleFlowRestartsOnItsNextPacketWithoutExpire) {
   auto cache = make();
   cache.add(udp(a, c), 0);
