@@ -163,8 +163,9 @@ class FlowCache {
   std::vector<std::uint32_t> buckets_;
   std::uint32_t bucket_mask_ = 0;
 
-  // LRU: least recently updated at the head; ended flows are moved to the head and stay
-  // there, so expire() and eviction find them first. FIFO: creation order, for the
+  // LRU: least recently updated at the head (to within 100 ms of packet time: a flow moves
+  // at most that often, see update()); ended flows are moved to the head and stay there,
+  // so expire() and eviction find them first. FIFO: creation order, for the
   // active timeout.
   std::uint32_t lru_head_, lru_tail_;
   std::uint32_t fifo_head_, fifo_tail_;
