@@ -183,14 +183,24 @@ void Probe::Impl::account(const capture::PacketBatch& b) {
   }
   packets += ip_packets;
   bytes += ip_bytes;
-  cache->add_batch(run);
+  // The expiry scan runs once a second of packet time, just before the first packet at or
+  // past the tick, wherever the batch boundaries fall: which flows a final ACK or a late
+  // packet joins then depends on the packets alone, not on how the capture was read.
+  std::size_t from = 0;
+  bool expired = false;
+  for (std::size_t i = 0; i < run.size(); ++i) {
+    const std::int64_t ts = run[i].timestamp_ns;
+    if (ts < next_expire_ns) continue;
+    cache->add_batch(std::span(run).subspan(from, i - from));
+    from = i;
+    cache->expire(ts);
+    next_expire_ns = ts + kExpireEveryNs;
+    expired = true;
+  }
+  cache->add_batch(std::span(run).subspan(from));
   if (last_ns == 0) return;
   packet_clock_ms.store(last_ns / 1'000'000, std::memory_order_relaxed);
-  if (last_ns >= next_expire_ns) {
-    cache->expire(last_ns);
-    next_expire_ns = last_ns + kExpireEveryNs;
-    publish();  // flows that ended reach the outputs within about a second of packet time
-  }
+  if (expired) publish();  // flows that ended reach the outputs within about a second
 }
 
 void Probe::Impl::update_gauges() {

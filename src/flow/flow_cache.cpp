@@ -36,7 +36,7 @@ constexpr std::uint16_t kAck = 0x10;
 // Entry::state bits.
 enum : std::uint16_t {
   kLive = 1U << 0,
-  kEnded = 1U << 1,  // FIN both ways or RST: export at the next expire()
+  kEnded = 1U << 1,  // FIN both ways or RST: on the ended list, exported after the linger
   kFinClient = 1U << 2,
   kFinServer = 1U << 3,
   kSynSeen = 1U << 4,     // client's SYN (handshake timing)
@@ -256,6 +256,8 @@ FlowCache::FlowCache(const FlowCacheConfig& config, ExportFn on_export, L7Classi
       free_head_(kNil),
       lru_head_(kNil),
       lru_tail_(kNil),
+      ended_head_(kNil),
+      ended_tail_(kNil),
       fifo_head_(kNil),
       fifo_tail_(kNil) {
   // SPEC §8: ≤ 256 bytes per active flow without L7 state. The bucket array has at most
@@ -278,8 +280,10 @@ FlowCache::FlowCache(const FlowCacheConfig& config, ExportFn on_export, L7Classi
 FlowCache::~FlowCache() {
   // Release L7 state of flows never exported (the classifier may outlive the cache).
   if (l7_ == nullptr) return;
-  for (std::uint32_t i = lru_head_; i != kNil; i = entry(i).lru_next) {
-    if ((entry(i).state & kL7Done) == 0) l7_->release(i);
+  for (const std::uint32_t head : {lru_head_, ended_head_}) {
+    for (std::uint32_t i = head; i != kNil; i = entry(i).lru_next) {
+      if ((entry(i).state & kL7Done) == 0) l7_->release(i);
+    }
   }
 }
 
@@ -320,63 +324,52 @@ void FlowCache::hash_unlink(std::uint32_t idx) {
   e.hash_next = kNil;
 }
 
-void FlowCache::lru_unlink(std::uint32_t idx) {
+// Intrusive doubly linked lists through an entry's (Prev, Next) index fields.
+template <auto Prev, auto Next>
+void FlowCache::list_unlink(std::uint32_t& head, std::uint32_t& tail, std::uint32_t idx) {
   Entry& e = entry(idx);
-  if (e.lru_prev != kNil)
-    entry(e.lru_prev).lru_next = e.lru_next;
+  if (e.*Prev != kNil)
+    entry(e.*Prev).*Next = e.*Next;
   else
-    lru_head_ = e.lru_next;
-  if (e.lru_next != kNil)
-    entry(e.lru_next).lru_prev = e.lru_prev;
+    head = e.*Next;
+  if (e.*Next != kNil)
+    entry(e.*Next).*Prev = e.*Prev;
   else
-    lru_tail_ = e.lru_prev;
-  e.lru_prev = e.lru_next = kNil;
+    tail = e.*Prev;
+  e.*Prev = e.*Next = kNil;
+}
+
+template <auto Prev, auto Next>
+void FlowCache::list_push_back(std::uint32_t& head, std::uint32_t& tail, std::uint32_t idx) {
+  Entry& e = entry(idx);
+  e.*Prev = tail;
+  e.*Next = kNil;
+  if (tail != kNil)
+    entry(tail).*Next = idx;
+  else
+    head = idx;
+  tail = idx;
+}
+
+// A live flow is on the LRU list, an ended one on the ended list (the same link fields).
+void FlowCache::lru_unlink(std::uint32_t idx) {
+  if ((entry(idx).state & kEnded) != 0) {
+    list_unlink<&Entry::lru_prev, &Entry::lru_next>(ended_head_, ended_tail_, idx);
+  } else {
+    list_unlink<&Entry::lru_prev, &Entry::lru_next>(lru_head_, lru_tail_, idx);
+  }
 }
 
 void FlowCache::lru_push_back(std::uint32_t idx) {
-  Entry& e = entry(idx);
-  e.lru_prev = lru_tail_;
-  e.lru_next = kNil;
-  if (lru_tail_ != kNil)
-    entry(lru_tail_).lru_next = idx;
-  else
-    lru_head_ = idx;
-  lru_tail_ = idx;
-}
-
-void FlowCache::lru_push_front(std::uint32_t idx) {
-  Entry& e = entry(idx);
-  e.lru_prev = kNil;
-  e.lru_next = lru_head_;
-  if (lru_head_ != kNil)
-    entry(lru_head_).lru_prev = idx;
-  else
-    lru_tail_ = idx;
-  lru_head_ = idx;
+  list_push_back<&Entry::lru_prev, &Entry::lru_next>(lru_head_, lru_tail_, idx);
 }
 
 void FlowCache::fifo_unlink(std::uint32_t idx) {
-  Entry& e = entry(idx);
-  if (e.fifo_prev != kNil)
-    entry(e.fifo_prev).fifo_next = e.fifo_next;
-  else
-    fifo_head_ = e.fifo_next;
-  if (e.fifo_next != kNil)
-    entry(e.fifo_next).fifo_prev = e.fifo_prev;
-  else
-    fifo_tail_ = e.fifo_prev;
-  e.fifo_prev = e.fifo_next = kNil;
+  list_unlink<&Entry::fifo_prev, &Entry::fifo_next>(fifo_head_, fifo_tail_, idx);
 }
 
 void FlowCache::fifo_push_back(std::uint32_t idx) {
-  Entry& e = entry(idx);
-  e.fifo_prev = fifo_tail_;
-  e.fifo_next = kNil;
-  if (fifo_tail_ != kNil)
-    entry(fifo_tail_).fifo_next = idx;
-  else
-    fifo_head_ = idx;
-  fifo_tail_ = idx;
+  list_push_back<&Entry::fifo_prev, &Entry::fifo_next>(fifo_head_, fifo_tail_, idx);
 }
 
 // ---- lookup, creation, export ----
@@ -403,7 +396,7 @@ std::uint32_t FlowCache::allocate(std::int64_t ts) {
   if (active_ >= config_.max_flows) {
     // Full: the least recently updated flow goes first (SPEC §5). It may have ended or
     // timed out already, in which case it leaves with its real reason.
-    const std::uint32_t victim = lru_head_;
+    const std::uint32_t victim = ended_head_ != kNil ? ended_head_ : lru_head_;
     const Entry& v = entry(victim);
     EndReason reason = EndReason::lack_of_resources;
     if ((v.state & kEnded) != 0) {
@@ -491,9 +484,9 @@ void FlowCache::prepare_export(std::uint32_t idx, EndReason reason) {
 void FlowCache::mark_ended(std::uint32_t idx) {
   Entry& e = entry(idx);
   if ((e.state & kEnded) != 0) return;
+  lru_unlink(idx);  // from the LRU list: not ended yet
   e.state |= kEnded;
-  lru_unlink(idx);
-  lru_push_front(idx);
+  list_push_back<&Entry::lru_prev, &Entry::lru_next>(ended_head_, ended_tail_, idx);
 }
 
 // ---- fragments ----
@@ -631,13 +624,14 @@ void FlowCache::add_one(const packet::PacketView& v, std::span<const std::byte> 
       const Entry& e = entry(idx);
       EndReason reason{};
       bool restart = false;
+      const bool ended = (e.state & kEnded) != 0;
       if (ts - e.rec.last_ns >= config_.idle_timeout_ns) {
-        reason = EndReason::idle_timeout;
+        reason = ended ? EndReason::end_of_flow : EndReason::idle_timeout;
         restart = true;
       } else if (ts - e.rec.first_ns >= config_.active_timeout_ns) {
-        reason = EndReason::active_timeout;
+        reason = ended ? EndReason::end_of_flow : EndReason::active_timeout;
         restart = true;
-      } else if ((e.state & kEnded) != 0 && v.protocol == kProtoTcp && v.has_l4 &&
+      } else if (ended && v.protocol == kProtoTcp && v.has_l4 &&
                  (v.tcp_flags & (kSyn | kAck)) == kSyn) {
         // A new connection on the same ports after FIN/RST.
         reason = EndReason::end_of_flow;
@@ -764,20 +758,22 @@ void FlowCache::update(std::uint32_t idx, bool reverse, const packet::PacketView
 // ---- expiry ----
 
 void FlowCache::expire(std::int64_t now_ns) {
+  // Ended flows, in the order they ended, once kEndLingerNs passed without a packet: the
+  // ACK of the last FIN (or a retransmitted FIN) still joins its flow. A flow refreshed by
+  // such a packet holds the ones behind it back by at most the linger.
+  while (ended_head_ != kNil) {
+    if (now_ns - entry(ended_head_).rec.last_ns < kEndLingerNs) break;
+    export_flow(ended_head_, EndReason::end_of_flow);
+  }
   while (lru_head_ != kNil) {
-    const Entry& e = entry(lru_head_);
-    if ((e.state & kEnded) != 0) {
-      export_flow(lru_head_, EndReason::end_of_flow);
-    } else if (now_ns - e.rec.last_ns >= config_.idle_timeout_ns) {
-      export_flow(lru_head_, EndReason::idle_timeout);
-    } else {
-      break;
-    }
+    if (now_ns - entry(lru_head_).rec.last_ns < config_.idle_timeout_ns) break;
+    export_flow(lru_head_, EndReason::idle_timeout);
   }
   while (fifo_head_ != kNil) {
     const Entry& e = entry(fifo_head_);
     if (now_ns - e.rec.first_ns < config_.active_timeout_ns) break;
-    export_flow(fifo_head_, EndReason::active_timeout);
+    export_flow(fifo_head_,
+                (e.state & kEnded) != 0 ? EndReason::end_of_flow : EndReason::active_timeout);
   }
 }
 
@@ -807,7 +803,7 @@ void FlowCache::flush() {
   }
   *free_link = kNil;
   std::fill(buckets_.begin(), buckets_.end(), kNil);
-  lru_head_ = lru_tail_ = fifo_head_ = fifo_tail_ = kNil;
+  lru_head_ = lru_tail_ = ended_head_ = ended_tail_ = fifo_head_ = fifo_tail_ = kNil;
 }
 
 }  // namespace flowsec::flow

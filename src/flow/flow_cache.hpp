@@ -91,8 +91,9 @@ class FlowCache {
   };
   void add_batch(std::span<const Packet> packets);
 
-  // Exports flows that ended (TCP FIN both ways or RST), were idle for idle_timeout or
-  // longer, or started active_timeout or longer before `now_ns`.
+  // Exports flows that ended (TCP FIN both ways or RST) and saw no packet for
+  // kEndLingerNs since, were idle for idle_timeout or longer, or started active_timeout or
+  // longer before `now_ns`.
   void expire(std::int64_t now_ns);
   // Exports every flow (shutdown, end of a capture file): forced_end, or end_of_flow for
   // those that had ended, in no particular order. The cache is empty and usable afterwards.
@@ -112,6 +113,9 @@ class FlowCache {
   static constexpr std::size_t kFragmentSlots = 4096;
   static constexpr std::uint32_t kInitialBuckets = 4096;
   static constexpr std::int64_t kFragmentLifetimeNs = 30'000'000'000;  // Linux ipfrag_time
+  // An ended TCP flow stays this long after its last packet, so that the ACK of the last
+  // FIN, up to a round trip later, is counted in it rather than as a flow of its own.
+  static constexpr std::int64_t kEndLingerNs = 1'000'000'000;
   static const std::size_t kEntrySize;
   static const std::size_t kBytesPerFlow;  // entry + one 32-bit bucket (load factor ≤ 1)
 
@@ -138,9 +142,12 @@ class FlowCache {
 
   void hash_unlink(std::uint32_t idx);
   void grow_buckets();
-  void lru_unlink(std::uint32_t idx);
+  template <auto Prev, auto Next>
+  void list_unlink(std::uint32_t& head, std::uint32_t& tail, std::uint32_t idx);
+  template <auto Prev, auto Next>
+  void list_push_back(std::uint32_t& head, std::uint32_t& tail, std::uint32_t idx);
+  void lru_unlink(std::uint32_t idx);  // from the LRU or the ended list, as the flow is on
   void lru_push_back(std::uint32_t idx);
-  void lru_push_front(std::uint32_t idx);
   void fifo_unlink(std::uint32_t idx);
   void fifo_push_back(std::uint32_t idx);
 
@@ -163,11 +170,12 @@ class FlowCache {
   std::vector<std::uint32_t> buckets_;
   std::uint32_t bucket_mask_ = 0;
 
-  // LRU: least recently updated at the head (to within 100 ms of packet time: a flow moves
-  // at most that often, see update()); ended flows are moved to the head and stay there,
-  // so expire() and eviction find them first. FIFO: creation order, for the
-  // active timeout.
+  // LRU: live flows, least recently updated at the head (to within 100 ms of packet time:
+  // a flow moves at most that often, see update()). Ended: flows that ended (FIN both ways
+  // or RST), in the order they ended, through the same links; eviction takes them first.
+  // FIFO: every flow in creation order, for the active timeout.
   std::uint32_t lru_head_, lru_tail_;
+  std::uint32_t ended_head_, ended_tail_;
   std::uint32_t fifo_head_, fifo_tail_;
 
   std::unique_ptr<FragmentSlot[]> fragments_;

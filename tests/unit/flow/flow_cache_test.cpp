@@ -263,13 +263,44 @@ TEST_F(FlowCacheTest, FinFromBothSidesEndsTheFlow) {
   cache.expire(kSec + 3);
   EXPECT_TRUE(out.empty()) << "one FIN does not end a flow";
   cache.add(tcp(b, a, kFin | kAck, 501), kSec + 4);
-  cache.add(tcp(a, b, kAck, 102), kSec + 5);  // last ACK still belongs to the flow
   cache.expire(kSec + 5);
+  EXPECT_TRUE(out.empty()) << "an ended flow waits FlowCache::kEndLingerNs for its last ACK";
+  // The ACK of the last FIN, a round trip later and after an expiry scan, still belongs
+  // to the flow.
+  cache.add(tcp(a, b, kAck, 102), kSec + 300 * kMs);
+  cache.expire(kSec + 300 * kMs + FlowCache::kEndLingerNs - 1);
+  EXPECT_TRUE(out.empty());
+  cache.expire(kSec + 300 * kMs + FlowCache::kEndLingerNs);
   ASSERT_EQ(out.size(), 1U);
   EXPECT_EQ(out[0].end_reason, EndReason::end_of_flow);
   EXPECT_EQ(out[0].in.packets, 4U);
   EXPECT_EQ(out[0].out.packets, 2U);
   EXPECT_EQ(cache.stats().exported(EndReason::end_of_flow), 1U);
+  EXPECT_EQ(cache.active_flows(), 0U);
+}
+
+// Ended flows leave in the order they ended, each after its own linger, and an idle flow
+// does not wait behind them (nor they behind it).
+TEST_F(FlowCacheTest, EndedFlowsLeaveInTheOrderTheyEnded) {
+  FlowCacheConfig cfg;
+  cfg.idle_timeout_ns = 3 * kSec;
+  auto cache = make(cfg);
+  const Host a2 = v4(4, 40001);
+  cache.add(udp(a, c), 0);  // idle from 0
+  cache.add(tcp(a, b, kSyn, 100), 0);
+  cache.add(tcp(a2, b, kSyn, 100), 0);
+  cache.add(tcp(b, a2, kRst | kAck, 0), 500 * kMs);  // a2's flow ends first
+  cache.add(tcp(b, a, kRst | kAck, 0), 800 * kMs);
+  cache.expire(1500 * kMs);
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].key.src_addr, a2.addr);
+  cache.expire(1800 * kMs);
+  ASSERT_EQ(out.size(), 2U);
+  EXPECT_EQ(out[1].key.src_addr, a.addr);
+  EXPECT_EQ(out[1].key.protocol, 6);
+  cache.expire(3 * kSec);
+  ASSERT_EQ(out.size(), 3U);
+  EXPECT_EQ(out[2].end_reason, EndReason::idle_timeout);
 }
 
 TEST_F(FlowCacheTest, RstEndsTheFlow) {
@@ -277,7 +308,7 @@ TEST_F(FlowCacheTest, RstEndsTheFlow) {
   cache.add(tcp(a, b, kSyn, 100), kSec);
   cache.add(tcp(b, a, kRst | kAck, 0), kSec + 1);
   cache.add(udp(a, c), kSec + 2);  // an unrelated, active flow stays
-  cache.expire(kSec + 2);
+  cache.expire(kSec + 1 + FlowCache::kEndLingerNs);
   ASSERT_EQ(out.size(), 1U);
   EXPECT_EQ(out[0].end_reason, EndReason::end_of_flow);
   EXPECT_EQ(out[0].key.protocol, 6);
