@@ -431,7 +431,10 @@ std::uint32_t FlowCache::allocate(std::int64_t ts) {
 std::uint32_t FlowCache::create(const Lookup& lk, const packet::PacketView& v, std::int64_t ts,
                                 bool& reverse) {
   const std::uint32_t idx = allocate(ts);
-  Entry& e = *new (&entry(idx)) Entry{};
+  // A copy of a blank entry rather than `Entry{}`, which GCC zeroes with `rep stosq` (see
+  // parse_packet_into): never written, not const so that its value stays opaque.
+  static Entry blank;
+  Entry& e = *new (&entry(idx)) Entry(blank);
   // Client = initiator: the SYN sender; the receiver of a SYN-ACK seen first; otherwise
   // the sender of the first packet.
   reverse = v.protocol == kProtoTcp && v.has_l4 && (v.tcp_flags & (kSyn | kAck)) == (kSyn | kAck);
@@ -575,6 +578,9 @@ void FlowCache::add_batch(std::span<const Packet> packets) {
     const Packet* run = packets.data() + base;
     for (std::size_t i = 0; i < n; ++i) {
       if (run[i].view->is_ip()) lookups[i] = lookup_of(*run[i].view);
+      if (i < kAhead && run[i].view->is_ip()) {
+        __builtin_prefetch(&buckets_[lookups[i].hash & bucket_mask_]);  // the run's first few
+      }
     }
     for (std::size_t i = 0; i < n; ++i) {
       if (i + kAhead < n && run[i + kAhead].view->is_ip()) {
