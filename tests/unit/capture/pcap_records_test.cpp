@@ -939,6 +939,13 @@ std::vector<Frame> frames_of(const PacketBatch& batch) {
   return out;
 }
 
+// The capture source for a file or a directory, with the default options.
+Expected<std::unique_ptr<CaptureSource>, std::string> open_path(const std::string& path) {
+  CaptureOptions opts;
+  opts.interface = path;
+  return open_capture(opts);
+}
+
 // Packets of one refill lie one after the other in the buffer, 16 header bytes apart.
 bool in_place(const PacketBatch& batch, std::size_t i) {
   return batch.packets[i].data.data() ==
@@ -954,9 +961,7 @@ TEST(BufferReader, SpansOfEndedFilesStayValidUntilTheNextCall) {
   }
   const Reading one = read_with_libpcap(kData + "capture/mixed/dns_udp.pcap", kDefaultSnaplen);
   ASSERT_EQ(one.frames.size(), 2u);
-  CaptureOptions opts;
-  opts.interface = dir.path();
-  auto src = open_capture(opts);
+  auto src = open_path(dir.path());
   ASSERT_TRUE(src.has_value()) << src.error();
   PacketBatch batch;
   ASSERT_EQ((*src)->next_batch(batch), ReadStatus::packets);
@@ -984,9 +989,7 @@ TEST(BufferReader, BatchesEndAtARefillWithTheirSpansIntact) {
   const std::string path = dir.write("small.pcap", b.file());
   const Reading theirs = read_with_libpcap(path, kDefaultSnaplen);
   BufferBytes size(4096);
-  CaptureOptions opts;
-  opts.interface = path;
-  auto src = open_capture(opts);
+  auto src = open_path(path);
   ASSERT_TRUE(src.has_value()) << src.error();
   PacketBatch batch;
   std::vector<Frame> got;
@@ -1018,9 +1021,7 @@ TEST(BufferReader, ADirectoryThroughA64KiBBuffer) {
   }
   ASSERT_GE(n, 10);
   BufferBytes size(65536);
-  CaptureOptions opts;
-  opts.interface = dir.path();
-  auto src = open_capture(opts);
+  auto src = open_path(dir.path());
   ASSERT_TRUE(src.has_value()) << src.error();
   PacketBatch batch;
   std::vector<Frame> got;
@@ -1038,9 +1039,7 @@ TEST(BufferReader, DamagedSingleFileKeepsItsPacketsUntilTheNextCall) {
   PcapBuilder b;
   b.record(1, 2, 10, 10).record(1, 2, 100, 100, 40);
   const std::string path = dir.write("cut.pcap", b.file());
-  CaptureOptions opts;
-  opts.interface = path;
-  auto src = open_capture(opts);
+  auto src = open_path(path);
   ASSERT_TRUE(src.has_value()) << src.error();
   PacketBatch batch;
   ASSERT_EQ((*src)->next_batch(batch), ReadStatus::packets);
@@ -1070,9 +1069,7 @@ TEST(BufferReader, AFileTruncatedWhileReadIsATruncatedFile) {
     for (int i = 0; i < 3000; ++i) b.record(i, 0, 100, 100);
     const std::string path = dir.write("shrinking.pcap", b.file());
     BufferBytes size(65536);
-    CaptureOptions opts;
-    opts.interface = path;
-    auto src = open_capture(opts);
+    auto src = open_path(path);
     ASSERT_TRUE(src.has_value()) << src.error();
     PacketBatch batch;
     ASSERT_EQ((*src)->next_batch(batch), ReadStatus::packets);
@@ -1097,9 +1094,7 @@ TEST(BufferReader, ProgressIsTheBytesConsumed) {
   PcapBuilder b;
   for (int i = 0; i < 300; ++i) b.record(i, 0, 100, 100);
   const std::string path = dir.write("300.pcap", b.file());
-  CaptureOptions opts;
-  opts.interface = path;
-  auto src = open_capture(opts);
+  auto src = open_path(path);
   ASSERT_TRUE(src.has_value()) << src.error();
   PacketBatch batch;
   ASSERT_EQ((*src)->next_batch(batch), ReadStatus::packets);

@@ -357,35 +357,41 @@ TEST_F(FlowCacheTest, FlushExportsEverythingAsForcedEnd) {
 }
 
 // flush() resets the table in one pass: afterwards the same packets make the same flows
-// again, in the slab entries freed (no new memory), and ended flows kept their reason.
+// again, in the slab entries freed, and ended flows kept their reason. Each round fills
+// exactly one slab chunk, so a second round that did not reuse the entries would need a
+// second chunk and bytes_in_use() would grow.
 TEST_F(FlowCacheTest, CacheIsUsableAfterAFlushAndReusesItsEntries) {
+  constexpr std::uint32_t kUdpFlows = (1U << FlowCache::kChunkShift) - 1;  // + 1 TCP flow
+  auto host = [](std::uint32_t i) {
+    return v4(static_cast<std::uint8_t>(i % 200), static_cast<std::uint16_t>(1000 + i / 200));
+  };
   auto cache = make();
   auto round = [&](std::int64_t t0) {
-    for (std::uint8_t i = 0; i < 50; ++i) cache.add(udp(v4(i, 1000), c, i), t0 + i);
+    for (std::uint32_t i = 0; i < kUdpFlows; ++i) cache.add(udp(host(i), c), t0 + i);
     cache.add(tcp(a, b, kSyn), t0);
     cache.add(tcp(b, a, kSyn | kAck), t0 + 1);
     cache.add(tcp(a, b, kFin | kAck), t0 + 2);
     cache.add(tcp(b, a, kFin | kAck), t0 + 3);
   };
   round(kSec);
-  EXPECT_EQ(cache.active_flows(), 51U);
+  EXPECT_EQ(cache.active_flows(), kUdpFlows + 1U);
   cache.flush();
   const std::size_t memory = cache.bytes_in_use();
-  ASSERT_EQ(out.size(), 51U);
+  ASSERT_EQ(out.size(), kUdpFlows + 1U);
   EXPECT_EQ(cache.stats().exported(EndReason::end_of_flow), 1U);
   out.clear();
   round(2 * kSec);
-  EXPECT_EQ(cache.active_flows(), 51U);
+  EXPECT_EQ(cache.active_flows(), kUdpFlows + 1U);
   EXPECT_EQ(cache.bytes_in_use(), memory);
-  cache.add(udp(v4(7, 1000), c, 7), 2 * kSec + 60);  // found again: still 51 flows
-  EXPECT_EQ(cache.active_flows(), 51U);
+  cache.add(udp(host(7), c), 3 * kSec);  // found again: no new flow
+  EXPECT_EQ(cache.active_flows(), kUdpFlows + 1U);
   cache.flush();
-  ASSERT_EQ(out.size(), 51U);
+  ASSERT_EQ(out.size(), kUdpFlows + 1U);
   std::uint64_t packets = 0;
   for (const auto& r : out) packets += r.in.packets + r.out.packets;
-  EXPECT_EQ(packets, 50U + 4U + 1U);
+  EXPECT_EQ(packets, kUdpFlows + 4U + 1U);
   EXPECT_EQ(cache.stats().exported(EndReason::end_of_flow), 2U);
-  EXPECT_EQ(cache.stats().flows_created, 102U);
+  EXPECT_EQ(cache.stats().flows_created, 2U * (kUdpFlows + 1U));
 }
 
 TEST_F(FlowCacheTest, CountersPerDirection) {
