@@ -1,6 +1,7 @@
 #include "flow/flow_cache.hpp"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -128,7 +129,36 @@ inline FlowCache::Entry& FlowCache::entry(std::uint32_t idx) {
 // fresh pages was the probe's largest cost after the hash lookup (docs/benchmarks.md).
 namespace {
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
+
+// Reserves `bytes` (a multiple of the page size) of address space for the bucket array:
+// huge-page aligned when it spans a huge page, and offered to transparent huge pages.
+// Nothing is committed until touched (MAP_NORESERVE), so a large -M costs only address
+// space. Each 4 KiB page fault costs ~13 µs on the VMs measured (docs/benchmarks.md); the
+// bucket arrays the cache used to reallocate at every doubling were ~1000 of them.
+std::uint32_t* reserve_bucket_space(std::size_t bytes) {
+  const bool huge = bytes >= kHugePage;
+  const std::size_t mapped = huge ? bytes + kHugePage : bytes;
+  void* raw = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  auto* base = static_cast<std::byte*>(raw);
+  if (huge) {  // keep the aligned `bytes` in the middle, give back both ends
+    const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(base);
+    std::byte* aligned = base + ((kHugePage - at % kHugePage) % kHugePage);
+    if (aligned > base) ::munmap(base, static_cast<std::size_t>(aligned - base));
+    std::byte* end = base + mapped;
+    if (aligned + bytes < end)
+      ::munmap(aligned + bytes, static_cast<std::size_t>(end - (aligned + bytes)));
+    (void)::madvise(aligned, bytes, MADV_HUGEPAGE);  // advice only: fine if refused
+    base = aligned;
+  }
+  return reinterpret_cast<std::uint32_t*>(base);
+}
 }  // namespace
+
+void FlowCache::Unmap::operator()(std::uint32_t* buckets) const {
+  ::munmap(buckets, bytes);
+}
 
 void FlowCache::ChunkFree::operator()(Entry* chunk) const {
   static_assert(std::is_trivially_destructible_v<Entry>,
@@ -269,8 +299,14 @@ FlowCache::FlowCache(const FlowCacheConfig& config, ExportFn on_export, L7Classi
   config_.max_flows = std::min<std::uint32_t>(config_.max_flows, kNil - 1);
   // The bucket array starts small and doubles as flows arrive (grow_buckets), so a large
   // -M costs nothing until it is used and memory per active flow stays within the bound.
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const std::size_t reserved =
+      (std::size_t{std::bit_ceil(config_.max_flows)} * sizeof(std::uint32_t) + page - 1) / page *
+      page;
+  buckets_ =
+      std::unique_ptr<std::uint32_t[], Unmap>(reserve_bucket_space(reserved), Unmap{reserved});
   const std::uint32_t nb = std::min(std::bit_ceil(config_.max_flows), kInitialBuckets);
-  buckets_.assign(nb, kNil);
+  std::fill_n(buckets_.get(), nb, kNil);
   bucket_mask_ = nb - 1;
   chunks_.reserve((config_.max_flows >> kChunkShift) + 1);
   fragments_ = std::make_unique<FragmentSlot[]>(kFragmentSlots);
@@ -292,15 +328,15 @@ FlowCache::~FlowCache() {
 // order (the hardware prefetcher follows it) rather than along the LRU list, whose
 // scattered entries made this 5% of the probe's CPU.
 void FlowCache::grow_buckets() {
-  std::vector<std::uint32_t> grown(buckets_.size() * 2, kNil);
-  const std::uint32_t mask = static_cast<std::uint32_t>(grown.size() - 1);
+  const std::uint32_t count = bucket_count() * 2;
+  std::fill_n(buckets_.get(), count, kNil);
+  const std::uint32_t mask = count - 1;
   for (std::uint32_t i = 0; i < allocated_; ++i) {
     Entry& e = entry(i);
     if ((e.state & kLive) == 0) continue;  // on the free list
-    e.hash_next = grown[e.hash & mask];
-    grown[e.hash & mask] = i;
+    e.hash_next = buckets_[e.hash & mask];
+    buckets_[e.hash & mask] = i;
   }
-  buckets_ = std::move(grown);
   bucket_mask_ = mask;
 }
 
@@ -311,7 +347,8 @@ std::size_t FlowCache::memory_per_flow() const {
 
 std::size_t FlowCache::bytes_in_use() const {
   return chunks_.size() * (std::size_t{1} << kChunkShift) * kEntrySize +
-         buckets_.size() * sizeof(std::uint32_t) + kFragmentSlots * sizeof(FragmentSlot);
+         std::size_t{bucket_count()} * sizeof(std::uint32_t) +
+         kFragmentSlots * sizeof(FragmentSlot);
 }
 
 // ---- intrusive lists ----
@@ -451,7 +488,7 @@ std::uint32_t FlowCache::create(const Lookup& lk, const packet::PacketView& v, s
   ++active_;
   ++stats_.flows_created;
   stats_.active_flows = active_;
-  if (active_ > buckets_.size() && buckets_.size() < std::bit_ceil(config_.max_flows)) {
+  if (active_ > bucket_count() && bucket_count() < std::bit_ceil(config_.max_flows)) {
     grow_buckets();
   }
   return idx;
@@ -808,7 +845,7 @@ void FlowCache::flush() {
     free_link = &e.hash_next;
   }
   *free_link = kNil;
-  std::fill(buckets_.begin(), buckets_.end(), kNil);
+  std::fill_n(buckets_.get(), bucket_count(), kNil);
   lru_head_ = lru_tail_ = ended_head_ = ended_tail_ = fifo_head_ = fifo_tail_ = kNil;
 }
 

@@ -10,7 +10,8 @@
 //    the probe periodically with the latest packet time.
 //  - No allocation per packet: flow entries live in a slab that grows in fixed chunks up to
 //    max_flows (allocation only while the cache grows); the power-of-two bucket array of
-//    32-bit indices doubles as flows arrive (at most two buckets per flow). Per flow the cache
+//    32-bit indices doubles in place as flows arrive (at most two buckets per flow), inside
+//    address space reserved for max_flows at construction. Per flow the cache
 //    holds kBytesPerFlow bytes (≤ 256, SPEC §8) including the hash table; L7 state lives in the
 //    classifier.
 //  - Never fails on input: non-IP packets are counted and ignored; anything the parser
@@ -167,8 +168,16 @@ class FlowCache {
   std::uint32_t free_head_;      // free list through Entry::hash_next
   std::uint32_t active_ = 0;
 
-  std::vector<std::uint32_t> buckets_;
+  // Address space for bit_ceil(max_flows) buckets, reserved at construction and offered
+  // to huge pages; the first bucket_mask_ + 1 are in use. Growing doubles them in place,
+  // so no bucket array is ever copied and only memory in use is touched.
+  struct Unmap {
+    std::size_t bytes;
+    void operator()(std::uint32_t* buckets) const;
+  };
+  std::unique_ptr<std::uint32_t[], Unmap> buckets_;
   std::uint32_t bucket_mask_ = 0;
+  [[nodiscard]] std::uint32_t bucket_count() const { return bucket_mask_ + 1; }
 
   // LRU: live flows, least recently updated at the head (to within 100 ms of packet time:
   // a flow moves at most that often, see update()). Ended: flows that ended (FIN both ways
