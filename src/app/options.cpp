@@ -368,7 +368,8 @@ Outputs:
   -P, --dump-path DIR|-                files under DIR, or standard output
   -D, --dump-format t|j|c|b            text, JSON lines, CSV, binary IPFIX (RFC 5655) (t)
   -F, --dump-frequency S               file rotation (60)
-      --output-queue-size N            records queued per output (1048576); excess counted
+      --output-queue-size N            records queued per output (1048576); excess dropped
+                                       and counted, except that a file waits for room
       --ntopng zmq://HOST:PORT         publish flows to ntopng over ZeroMQ (alias --zmq tcp://..)
       --zmq-probe-mode                 connect to ntopng instead of binding (probes behind NAT)
       --zmq-encryption-key KEY         ntopng's CURVE public key (Z85, 40 characters)

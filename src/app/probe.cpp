@@ -35,6 +35,9 @@ struct Probe::Impl {
   std::unique_ptr<flow::FlowCache> cache;
   std::optional<exporter::FlowEncoder> encoder;
   sinks::Fanout* outputs = nullptr;
+  // A file can wait for a full output queue, so nothing read from it is dropped; a live
+  // capture cannot (the kernel would drop packets instead), so a full queue drops a batch.
+  sinks::WhenFull when_full = sinks::WhenFull::drop;
   std::vector<flow::FlowRecord> pending;
   // Batches come back from the outputs with their capacity: the next publish() writes into
   // memory already mapped (fresh batches were a third of the probe's page faults).
@@ -60,7 +63,7 @@ struct Probe::Impl {
     flows_exported += pending.size();
     pending.clear();
     records_published += records->size();
-    outputs->publish(std::move(records));
+    outputs->publish(std::move(records), when_full);
   }
   void account(const capture::PacketBatch& b);
   std::vector<packet::PacketView> views;     // account(): the batch, parsed
@@ -82,6 +85,12 @@ Expected<std::unique_ptr<Probe>, std::string> Probe::open(const Options& options
   auto source = capture::open_capture(co);
   if (!source) return tl::unexpected(fmt::format("option -i: {}", source.error()));
   impl->source = std::move(*source);
+  using capture::SourceKind;
+  const SourceKind kind = impl->source->kind();
+  if (kind == SourceKind::file || kind == SourceKind::directory ||
+      kind == SourceKind::standard_input) {
+    impl->when_full = sinks::WhenFull::wait;
+  }
   log::info(kComponent, fmt::format("capturing from {}", impl->source->description()));
   if (!options.no_l7) {
     auto l7 = flow::L7Classifier::create();

@@ -12,10 +12,10 @@ void Fanout::add(std::unique_ptr<Sink> sink, QueuedSinkOptions options) {
   outputs_.push_back(std::make_unique<QueuedSink>(std::move(sink), std::move(options)));
 }
 
-std::size_t Fanout::publish(const BatchPtr& batch) {
+std::size_t Fanout::publish(const BatchPtr& batch, WhenFull when_full) {
   std::size_t refused = 0;
   for (const auto& out : outputs_) {
-    if (!out->push(batch)) ++refused;
+    if (!out->push(batch, when_full)) ++refused;
   }
   return refused;
 }

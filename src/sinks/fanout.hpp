@@ -7,7 +7,8 @@
 //  - Outputs are added with add() before the first publish(); after that the set is
 //    fixed (add() is not synchronised with publish()).
 //  - publish() may be called from any number of threads; it never blocks on an
-//    output (QueuedSink::push). The batch is shared, never copied.
+//    output (QueuedSink::push), unless asked to wait for room. The batch is shared,
+//    never copied.
 //  - close(timeout) closes every output against one common deadline and reports
 //    whether all of them finished in time and delivered everything (Sink::delivered). Called once,
 //    at shutdown; the destructor calls it if the owner did not.
@@ -41,7 +42,8 @@ class Fanout {
   [[nodiscard]] bool empty() const { return outputs_.empty(); }
 
   // Queues the batch on every output. Returns how many outputs refused it (dropped, counted).
-  std::size_t publish(const BatchPtr& batch);
+  // WhenFull::wait: a full output is waited for (QueuedSink::push), one after the other.
+  std::size_t publish(const BatchPtr& batch, WhenFull when_full = WhenFull::drop);
 
   // True when every output drained, closed before the deadline and delivered.
   bool close(std::chrono::milliseconds timeout = QueuedSink::kDefaultCloseTimeout);

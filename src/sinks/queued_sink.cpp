@@ -21,12 +21,14 @@ struct QueuedSink::State {
 
   mutable std::mutex mutex;
   std::condition_variable wake;  // worker: work, close
+  std::condition_variable room;  // push(WhenFull::wait): the worker took a batch
   std::condition_variable done;  // close(): worker finished
   std::deque<BatchPtr> queue;
-  std::size_t queued_records = 0;  // guarded by mutex
-  bool closing = false;            // no more push(); drain and stop
-  bool abandoned = false;          // close() gave up: discard what is left
-  bool finished = false;           // worker returned from sink.close()
+  std::size_t queued_records = 0;   // guarded by mutex
+  std::uint64_t batches_taken = 0;  // by the worker; guarded by mutex
+  bool closing = false;             // no more push(); drain and stop
+  bool abandoned = false;           // close() gave up: discard what is left
+  bool finished = false;            // worker returned from sink.close()
 
   std::atomic<std::uint64_t> queued_records_now{0};
   std::atomic<std::uint64_t> queued_batches_now{0};
@@ -69,18 +71,32 @@ QueuedSink::~QueuedSink() {
   if (!joined_) close(kDefaultCloseTimeout);
 }
 
-bool QueuedSink::push(BatchPtr batch) {
+bool QueuedSink::push(BatchPtr batch, WhenFull when_full) {
   if (!batch || batch->empty()) return true;
   State& s = *state_;
   const std::size_t n = batch->size();
   {
     std::unique_lock lock(s.mutex);
+    const auto full = [&] {
+      return !s.queue.empty() && s.queued_records + n > s.options.max_records;
+    };
+    if (when_full == WhenFull::wait) {
+      // Wait while the worker makes progress; stop waiting when it has taken nothing for
+      // stall_timeout (the drop below then counts the batch).
+      for (std::uint64_t taken = s.batches_taken; !s.closing && full();) {
+        if (s.room.wait_for(lock, s.options.stall_timeout) == std::cv_status::timeout &&
+            s.batches_taken == taken) {
+          break;
+        }
+        taken = s.batches_taken;
+      }
+    }
     if (s.closing) {
       lock.unlock();
       s.count_drop(n, "closed");
       return false;
     }
-    if (!s.queue.empty() && s.queued_records + n > s.options.max_records) {
+    if (full()) {
       lock.unlock();
       s.count_drop(n, "queue full (limit " + std::to_string(s.options.max_records) + " records)");
       return false;
@@ -111,10 +127,12 @@ void QueuedSink::run(const std::shared_ptr<State>& state) {
       batch = std::move(s.queue.front());
       s.queue.pop_front();
       s.queued_records -= batch->size();
+      ++s.batches_taken;
       s.queued_records_now.store(s.queued_records, std::memory_order_relaxed);
       s.queued_batches_now.store(s.queue.size(), std::memory_order_relaxed);
     }
     lock.unlock();
+    if (batch) s.room.notify_all();
     if (batch) {
       s.sink->write(*batch);
       batch.reset();  // release the records before waiting again
@@ -140,6 +158,7 @@ void QueuedSink::begin_close() {
     state_->closing = true;
   }
   state_->wake.notify_one();
+  state_->room.notify_all();
 }
 
 bool QueuedSink::finish_close(std::chrono::steady_clock::time_point deadline) {

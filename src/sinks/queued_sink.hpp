@@ -13,6 +13,11 @@
 //    An oversized batch (more records than the limit) is accepted when the
 //    queue is empty, so it is not dropped forever. Empty batches are ignored.
 //    push() may be called from any number of threads.
+//  - push(batch, WhenFull::wait) is for inputs that can pause (a file): instead
+//    of dropping, it waits for the worker to make room. It gives up (drops and
+//    counts, as above) only when the queue is closing or when the worker takes
+//    nothing from the queue for QueuedSinkOptions::stall_timeout — a sink stuck
+//    for good must not hang the input.
 //  - The worker writes batches in order and calls sink.tick(now) about every
 //    tick_interval, also when idle and also between batches under load.
 //  - close(timeout) stops accepting batches, lets the worker drain the queue,
@@ -36,9 +41,17 @@ namespace flowsec::sinks {
 // Wall clock for tick(now); tests pass their own.
 using WallClock = std::function<std::chrono::system_clock::time_point()>;
 
+// What push() does with a batch that does not fit in the queue.
+enum class WhenFull : std::uint8_t {
+  drop,  // at once, counted: live input, where waiting would lose packets instead
+  wait,  // until the worker makes room: input that can pause, such as a file
+};
+
 struct QueuedSinkOptions {
   static constexpr std::size_t kDefaultMaxRecords = 1 << 20;
   std::size_t max_records = kDefaultMaxRecords;  // queue limit, in records
+  // WhenFull::wait gives up after this long without the worker taking a batch.
+  std::chrono::milliseconds stall_timeout{10000};
   std::chrono::milliseconds tick_interval{1000};
   WallClock wall_clock;  // empty: std::chrono::system_clock::now
 };
@@ -66,7 +79,7 @@ class QueuedSink {
   [[nodiscard]] const std::string& name() const { return name_; }
 
   // Queues the batch; false when it was dropped (queue full, or closing).
-  bool push(BatchPtr batch);
+  bool push(BatchPtr batch, WhenFull when_full = WhenFull::drop);
 
   // Drains and closes; true when everything queued was handed to the sink,
   // sink.close() returned before the deadline and the sink reports delivered().

@@ -8,7 +8,10 @@
 //    line ("\r93 packets 100.0%  0 active flows  9 flows exported"); with stderr a file
 //    there is none (no carriage return, no "active flows");
 //  - with nothing listening, the probe does not claim success: after --shutdown-timeout
-//    it exits 1 and says what was not delivered.
+//    it exits 1 and says what was not delivered;
+//  - a file whose flows all end at once, through an output queue far smaller than them
+//    (--output-queue-size 1024), loses none: the reader waits for the queue (a live
+//    capture would drop and count instead).
 // Peers: tshark (expected totals), script (util-linux) for the pty part — skipped with a
 // printed reason if absent.
 #include <gtest/gtest.h>
@@ -17,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "support/pcap_writer.hpp"
 #include "support/probe_process.hpp"
 
 namespace flowsec::test::probe {
@@ -90,6 +94,37 @@ TEST(ProbeExit, TcpDeliveryExitCodesAndProgressLine) {
   EXPECT_EQ(got.bytes, runs * truth.all.bytes);
   EXPECT_EQ(got.records, runs * truth.directions.size());
   if (!have_script) GTEST_SKIP() << "script (util-linux) not found: progress line not checked";
+}
+
+TEST(ProbeExit, AFileNeverLosesFlowsToAFullOutputQueue) {
+  TempDir tmp("probe-queue");
+  ASSERT_FALSE(tmp.path().empty());
+  // 20000 one-packet UDP flows (one per destination port), all ended by the end of the
+  // file at once: 20 batches of 1024 records for a queue that holds one.
+  constexpr int kFlows = 20000;
+  const std::string pcap = tmp / "many.pcap";
+  {
+    PcapWriter w(pcap);
+    const std::vector<std::byte> payload(32, std::byte{0x5a});
+    for (int i = 1; i <= kFlows; ++i) w.write_udp(payload, static_cast<std::uint16_t>(i));
+  }
+  const std::uint16_t port = free_tcp_port();
+  const std::string dir = tmp.subdir("collected");
+  ChildProcess collector({flowsec_binary(), "-i", "none", "-n", "none", "-3",
+                          "tcp://127.0.0.1:" + std::to_string(port), "-P", dir, "-D", "j"},
+                         "", tmp / "collector.log");
+  ASSERT_TRUE(wait_bound(collector, false, port, 30s)) << slurp_file(tmp / "collector.log");
+  ChildProcess probe({flowsec_binary(), "-i", pcap, "-n", "tcp://127.0.0.1:" + std::to_string(port),
+                      "--no-l7", "--output-queue-size", "1024"},
+                     "", tmp / "probe.err");
+  ASSERT_TRUE(probe.wait_ended(60s)) << "still running after 60 s: " << probe.command();
+  EXPECT_EQ(probe.exit_code(), 0) << probe.exit_description() << "\n" << probe.err();
+  EXPECT_EQ(probe.err().find("dropped"), std::string::npos) << probe.err();
+  std::this_thread::sleep_for(300ms);  // the collector's 100 ms flush
+  EXPECT_TRUE(collector.stop(SIGTERM, 10s));
+  const Totals got = json_totals(dir);
+  EXPECT_EQ(got.records, std::uint64_t{kFlows});
+  EXPECT_EQ(got.packets, std::uint64_t{kFlows});
 }
 
 }  // namespace

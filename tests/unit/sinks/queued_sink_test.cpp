@@ -1,9 +1,13 @@
 // QueuedSink (queued_sink.hpp): order, ticks when idle, the bounded queue that
-// drops and counts instead of blocking, draining on close, and giving up on a
-// sink that never returns.
+// drops and counts instead of blocking (or, asked to, waits for room until the sink
+// stalls or the queue closes), draining on close, and giving up on a sink that
+// never returns.
 #include "sinks/queued_sink.hpp"
 
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
 
 #include "unit/sinks/sink_test_support.hpp"
 
@@ -75,6 +79,70 @@ TEST(QueuedSinkTest, FullQueueDropsWholeBatchesAndCountsThem) {
   EXPECT_EQ(s.sink.records_written, 110u);
   EXPECT_EQ(s.records_dropped, 8u);
   EXPECT_EQ(s.queued_records, 0u);
+}
+
+TEST(QueuedSinkTest, WaitingPushLosesNothingWhenTheQueueIsFull) {
+  auto gate = std::make_shared<Gate>();
+  QueuedSinkOptions o;
+  o.max_records = 10;
+  QueuedSink q(std::make_unique<BlockingSink>(gate), o);
+  ASSERT_TRUE(q.push(small_batch(10)));  // taken by the worker, which blocks in write()
+  ASSERT_TRUE(gate->wait_entered(1));
+  ASSERT_TRUE(q.push(small_batch(10)));  // fills the queue
+  // A file reader pushes 5 more batches: each waits for room instead of being dropped.
+  std::atomic<int> pushed{0};
+  std::thread reader([&] {
+    for (int i = 0; i < 5; ++i) {
+      if (q.push(small_batch(10), WhenFull::wait)) ++pushed;
+    }
+  });
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(pushed.load(), 0) << "pushed into a full queue";
+  gate->release();
+  reader.join();
+  EXPECT_EQ(pushed.load(), 5);
+  EXPECT_TRUE(q.close(10s));
+  const QueueStats s = q.stats();
+  EXPECT_EQ(s.records_dropped, 0u);
+  EXPECT_EQ(s.sink.records_written, 70u);
+}
+
+TEST(QueuedSinkTest, WaitingPushGivesUpOnAStalledSinkAndCounts) {
+  auto gate = std::make_shared<Gate>();
+  QueuedSinkOptions o;
+  o.max_records = 10;
+  o.stall_timeout = 50ms;
+  QueuedSink q(std::make_unique<BlockingSink>(gate), o);
+  ASSERT_TRUE(q.push(small_batch(10)));
+  ASSERT_TRUE(gate->wait_entered(1));
+  ASSERT_TRUE(q.push(small_batch(10)));
+  const auto before = std::chrono::steady_clock::now();
+  EXPECT_FALSE(q.push(small_batch(3), WhenFull::wait));
+  const auto waited = std::chrono::steady_clock::now() - before;
+  EXPECT_GE(waited, 50ms);
+  EXPECT_LT(waited, 5s);
+  EXPECT_EQ(q.stats().records_dropped, 3u);
+  gate->release();
+  EXPECT_TRUE(q.close(10s));
+}
+
+TEST(QueuedSinkTest, ClosingReleasesAWaitingPush) {
+  auto gate = std::make_shared<Gate>();
+  QueuedSinkOptions o;
+  o.max_records = 10;
+  QueuedSink q(std::make_unique<BlockingSink>(gate), o);
+  ASSERT_TRUE(q.push(small_batch(10)));
+  ASSERT_TRUE(gate->wait_entered(1));
+  ASSERT_TRUE(q.push(small_batch(10)));
+  std::atomic<bool> result{true};
+  std::thread reader([&] { result = q.push(small_batch(4), WhenFull::wait); });
+  std::this_thread::sleep_for(20ms);
+  q.begin_close();
+  reader.join();  // returns without the sink making room
+  EXPECT_FALSE(result.load());
+  EXPECT_EQ(q.stats().records_dropped, 4u);
+  gate->release();
+  EXPECT_TRUE(q.close(10s));
 }
 
 TEST(QueuedSinkTest, OversizedBatchPassesWhenQueueIsEmpty) {
