@@ -1,5 +1,6 @@
 #include "sinks/queued_sink.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -77,13 +78,14 @@ bool QueuedSink::push(BatchPtr batch, WhenFull when_full) {
   const std::size_t n = batch->size();
   {
     std::unique_lock lock(s.mutex);
-    const auto full = [&] {
-      return !s.queue.empty() && s.queued_records + n > s.options.max_records;
+    const auto over = [&](std::size_t limit) {
+      return !s.queue.empty() && s.queued_records + n > limit;
     };
     if (when_full == WhenFull::wait) {
       // Wait while the worker makes progress; stop waiting when it has taken nothing for
-      // stall_timeout (the drop below then counts the batch).
-      for (std::uint64_t taken = s.batches_taken; !s.closing && full();) {
+      // stall_timeout (then the batch is queued or dropped below, as without waiting).
+      const std::size_t limit = std::min(s.options.wait_limit_records, s.options.max_records);
+      for (std::uint64_t taken = s.batches_taken; !s.closing && over(limit);) {
         if (s.room.wait_for(lock, s.options.stall_timeout) == std::cv_status::timeout &&
             s.batches_taken == taken) {
           break;
@@ -96,7 +98,7 @@ bool QueuedSink::push(BatchPtr batch, WhenFull when_full) {
       s.count_drop(n, "closed");
       return false;
     }
-    if (full()) {
+    if (over(s.options.max_records)) {
       lock.unlock();
       s.count_drop(n, "queue full (limit " + std::to_string(s.options.max_records) + " records)");
       return false;

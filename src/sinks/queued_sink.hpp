@@ -13,11 +13,12 @@
 //    An oversized batch (more records than the limit) is accepted when the
 //    queue is empty, so it is not dropped forever. Empty batches are ignored.
 //    push() may be called from any number of threads.
-//  - push(batch, WhenFull::wait) is for inputs that can pause (a file): instead
-//    of dropping, it waits for the worker to make room. It gives up (drops and
-//    counts, as above) only when the queue is closing or when the worker takes
-//    nothing from the queue for QueuedSinkOptions::stall_timeout — a sink stuck
-//    for good must not hang the input.
+//  - push(batch, WhenFull::wait) is for inputs that can pause (a file): it waits
+//    for the worker while the queue holds more than wait_limit_records (or
+//    max_records, if lower), since a producer that can wait gains nothing from a
+//    longer queue but memory. It stops waiting when the queue closes or the worker
+//    takes nothing for stall_timeout — a sink stuck for good must not hang the
+//    input — and then queues or drops as above.
 //  - The worker writes batches in order and calls sink.tick(now) about every
 //    tick_interval, also when idle and also between batches under load.
 //  - close(timeout) stops accepting batches, lets the worker drain the queue,
@@ -50,7 +51,9 @@ enum class WhenFull : std::uint8_t {
 struct QueuedSinkOptions {
   static constexpr std::size_t kDefaultMaxRecords = 1 << 20;
   std::size_t max_records = kDefaultMaxRecords;  // queue limit, in records
-  // WhenFull::wait gives up after this long without the worker taking a batch.
+  // WhenFull::wait: the queue length it waits for, and how long it waits without the
+  // worker taking a batch before giving up.
+  std::size_t wait_limit_records = 16384;
   std::chrono::milliseconds stall_timeout{10000};
   std::chrono::milliseconds tick_interval{1000};
   WallClock wall_clock;  // empty: std::chrono::system_clock::now

@@ -126,6 +126,28 @@ TEST(QueuedSinkTest, WaitingPushGivesUpOnAStalledSinkAndCounts) {
   EXPECT_TRUE(q.close(10s));
 }
 
+TEST(QueuedSinkTest, WaitingPushKeepsTheQueueShortButNeverDropsBelowTheLimit) {
+  auto gate = std::make_shared<Gate>();
+  QueuedSinkOptions o;
+  o.max_records = 100;
+  o.wait_limit_records = 10;
+  o.stall_timeout = 50ms;
+  QueuedSink q(std::make_unique<BlockingSink>(gate), o);
+  ASSERT_TRUE(q.push(small_batch(10)));
+  ASSERT_TRUE(gate->wait_entered(1));
+  ASSERT_TRUE(q.push(small_batch(10), WhenFull::wait));  // up to the wait limit: at once
+  // Past the wait limit it waits; the sink stays stuck, so after stall_timeout the batch
+  // is queued anyway, as there is room below max_records.
+  const auto before = std::chrono::steady_clock::now();
+  EXPECT_TRUE(q.push(small_batch(5), WhenFull::wait));
+  EXPECT_GE(std::chrono::steady_clock::now() - before, 50ms);
+  EXPECT_EQ(q.stats().queued_records, 15u);
+  EXPECT_EQ(q.stats().records_dropped, 0u);
+  gate->release();
+  EXPECT_TRUE(q.close(10s));
+  EXPECT_EQ(q.stats().sink.records_written, 25u);
+}
+
 TEST(QueuedSinkTest, ClosingReleasesAWaitingPush) {
   auto gate = std::make_shared<Gate>();
   QueuedSinkOptions o;
