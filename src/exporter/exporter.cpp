@@ -163,7 +163,8 @@ Exporter::Exporter(asio::io_context& io, std::vector<std::unique_ptr<transport::
       clock_(clock),
       shared_(std::make_shared<SharedTemplates>()),
       status_timer_(io),
-      alive_(std::make_shared<std::atomic<bool>>(true)) {
+      alive_(std::make_shared<std::atomic<bool>>(true)),
+      pace_(std::make_shared<Pace>()) {
   if (!options_.wall_clock_ms) {
     options_.wall_clock_ms = [] {
       return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -505,11 +506,22 @@ void Exporter::post_outboxes() {
   for (auto& owned : collectors_) {
     Collector* c = owned.get();
     if (c->outbox.empty()) continue;
-    asio::post(io_, [c, out = std::exchange(c->outbox, {}), alive = alive_]() mutable {
-      if (!*alive) return;
-      for (auto& m : out) c->sender->send(std::move(m));
-      c->connected = c->sender->stats().connected;
-    });
+    {
+      std::unique_lock lock(pace_->mutex);
+      pace_->taken.wait_for(lock, kPaceWait, [&] { return pace_->posted < kMaxPostedMessages; });
+      pace_->posted += c->outbox.size();
+    }
+    asio::post(io_,
+               [c, out = std::exchange(c->outbox, {}), alive = alive_, pace = pace_]() mutable {
+                 {
+                   std::lock_guard lock(pace->mutex);
+                   pace->posted -= out.size();
+                 }
+                 pace->taken.notify_one();
+                 if (!*alive) return;
+                 for (auto& m : out) c->sender->send(std::move(m));
+                 c->connected = c->sender->stats().connected;
+               });
   }
 }
 

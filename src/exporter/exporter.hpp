@@ -5,7 +5,8 @@
 // Threads: export_batch(), flush() and shutdown() are called from ONE producer thread
 // (the probe loop or a sink worker). Messages are built there and handed to the
 // senders' asio::io_context with asio::post, one post per collector at the end of each
-// export_batch() and flush() (a message stays on the producer thread until then); Senders are only
+// export_batch() and flush() (a message stays on the producer thread until then; the producer
+// waits, up to a second, while 256 posted messages are still to be taken); Senders are only
 // ever touched on the io thread (their contract). stats() may be read from any thread (atomics).
 // Ownership: the Exporter owns the Senders. It must outlive every handler it posted:
 // call shutdown(), let the io thread finish (io_context::run returns or is stopped and
@@ -44,6 +45,7 @@
 #include <asio/steady_timer.hpp>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -220,6 +222,19 @@ class Exporter {
   log::RateLimiter drop_log_;
   asio::steady_timer status_timer_;
   std::shared_ptr<std::atomic<bool>> alive_;
+
+  // Messages posted to the io thread and not yet handed to their senders. post_outboxes()
+  // waits (at most kPaceWait) while there are kMaxPostedMessages: a producer that outran
+  // the io thread only piled up fresh buffers. Senders keep their own queue (reconnects,
+  // --export-queue-size); this bounds only the hand-over.
+  struct Pace {
+    std::mutex mutex;
+    std::condition_variable taken;
+    std::size_t posted = 0;
+  };
+  static constexpr std::size_t kMaxPostedMessages = 256;
+  static constexpr std::chrono::milliseconds kPaceWait{1000};
+  std::shared_ptr<Pace> pace_;
 };
 
 }  // namespace flowsec::exporter

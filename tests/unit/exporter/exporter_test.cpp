@@ -384,6 +384,29 @@ TEST(ExporterV5, FromIpfixInputDecodesBack) {
   EXPECT_EQ(h.exporter->stats().records_not_exportable, 1u);
 }
 
+TEST(ExporterPace, AProducerAheadOfTheIoThreadWaitsThenLosesNothing) {
+  // Small messages: a 300-record batch is 300 messages, past the 256 the io thread may
+  // be handed at once. With the io thread not running, the next batch waits (the pace
+  // bound, at most a second) instead of piling up buffers; nothing is lost either way.
+  ExporterOptions o;
+  o.max_message_size = 100;
+  Harness h(o, {udp()});
+  h.exporter->export_batch(flow_batch(300));  // not drained: 300 messages wait on the io thread
+  const auto before = std::chrono::steady_clock::now();
+  h.exporter->export_batch(flow_batch(10, 300));
+  const auto waited = std::chrono::steady_clock::now() - before;
+  EXPECT_GE(waited, std::chrono::milliseconds(900));
+  EXPECT_LT(waited, std::chrono::seconds(10));
+  h.drain();
+  auto d = decode_all(h.states[0]->sent, 10);
+  ASSERT_EQ(d.batch.size(), 310u);
+  EXPECT_EQ(d.batch[309].unsigned_field(0, 7), 40000u + 309);
+  // With the io thread keeping up, there is no wait.
+  const auto again = std::chrono::steady_clock::now();
+  h.export_batch(flow_batch(10, 310));
+  EXPECT_LT(std::chrono::steady_clock::now() - again, std::chrono::milliseconds(900));
+}
+
 TEST(ExporterShutdown, FlushesThenShutsEverySenderDown) {
   ExporterOptions o;
   o.flush_each_batch = false;
