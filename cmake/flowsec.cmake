@@ -43,3 +43,51 @@ function(flowsec_module name)
   endforeach()
   add_library(flowsec::${name} ALIAS flowsec_${name})
 endfunction()
+
+# flowsec_runtime_library(PREFIX PACKAGE): a pkg-config PACKAGE whose library a module
+# opens at run time (common/shared_library.hpp) instead of linking it, so that programs
+# not using it do not load it and its dependencies at start-up. Creates:
+#  - flowsec_runtime_PREFIX, an INTERFACE target with PACKAGE's include directories and
+#    compile flags, ${CMAKE_DL_LIBS}, and the compile definition
+#    FLOWSEC_<PACKAGE>_SONAME="<soname>" (FLOWSEC_LIBCURL_SONAME for libcurl): the SONAME
+#    of the library pkg-config resolves, the name the loader will look for. It does not
+#    link the library.
+#  - PkgConfig::PREFIX (GLOBAL), for programs that link the library themselves (test peers).
+# Configuration fails when the library or its SONAME cannot be found.
+function(flowsec_runtime_library prefix package)
+  pkg_check_modules(${prefix} REQUIRED IMPORTED_TARGET GLOBAL ${package})
+  # The package's own library comes first in its Libs (-lcurl, then what it needs).
+  list(GET ${prefix}_LINK_LIBRARIES 0 library)
+  if(NOT library MATCHES "\\.so$" OR NOT EXISTS "${library}")
+    message(FATAL_ERROR "${package}: no shared library to load at run time (pkg-config "
+                        "resolved '${library}')")
+  endif()
+  set(objdump "${CMAKE_OBJDUMP}")
+  if(NOT objdump)
+    find_program(objdump NAMES objdump llvm-objdump)
+  endif()
+  if(objdump)
+    execute_process(COMMAND "${objdump}" -p "${library}" OUTPUT_VARIABLE headers
+                    RESULT_VARIABLE rc ERROR_QUIET)
+  endif()
+  if(NOT objdump OR NOT rc EQUAL 0 OR NOT headers MATCHES "SONAME[ \t]+([^ \t\r\n]+)")
+    message(FATAL_ERROR "${package}: cannot read the SONAME of ${library} "
+                        "(objdump -p, objdump: '${objdump}')")
+  endif()
+  set(soname "${CMAKE_MATCH_1}")
+  message(STATUS "${package}: loaded at run time as ${soname}")
+  string(MAKE_C_IDENTIFIER "${package}" id)
+  string(TOUPPER "${id}" id)
+  add_library(flowsec_runtime_${prefix} INTERFACE)
+  get_target_property(includes PkgConfig::${prefix} INTERFACE_INCLUDE_DIRECTORIES)
+  get_target_property(options PkgConfig::${prefix} INTERFACE_COMPILE_OPTIONS)
+  if(includes)
+    target_include_directories(flowsec_runtime_${prefix} SYSTEM INTERFACE ${includes})
+  endif()
+  if(options)
+    target_compile_options(flowsec_runtime_${prefix} INTERFACE ${options})
+  endif()
+  target_compile_definitions(flowsec_runtime_${prefix} INTERFACE
+                             FLOWSEC_${id}_SONAME="${soname}")
+  target_link_libraries(flowsec_runtime_${prefix} INTERFACE ${CMAKE_DL_LIBS})
+endfunction()

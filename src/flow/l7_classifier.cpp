@@ -5,30 +5,81 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
+#include <utility>
+
+#include "common/shared_library.hpp"
 
 namespace flowsec::flow {
 
+// nDPI's functions, loaded with the first classifier (README: dependencies).
+struct NdpiApi {
+  SharedLibrary library;
+  decltype(&::ndpi_init_detection_module) init_detection_module = nullptr;
+  decltype(&::ndpi_set_protocol_detection_bitmask2) set_protocol_detection_bitmask2 = nullptr;
+  decltype(&::ndpi_finalize_initialization) finalize_initialization = nullptr;
+  decltype(&::ndpi_exit_detection_module) exit_detection_module = nullptr;
+  decltype(&::ndpi_detection_get_sizeof_ndpi_flow_struct) sizeof_flow_struct = nullptr;
+  decltype(&::ndpi_detection_process_packet) detection_process_packet = nullptr;
+  decltype(&::ndpi_extra_dissection_possible) extra_dissection_possible = nullptr;
+  decltype(&::ndpi_detection_giveup) detection_giveup = nullptr;
+  decltype(&::ndpi_free_flow_data) free_flow_data = nullptr;
+  decltype(&::ndpi_protocol2name) protocol2name = nullptr;
+};
+
 namespace {
 
-ndpi_detection_module_struct* new_module() {
-  ndpi_detection_module_struct* m = ndpi_init_detection_module(ndpi_no_prefs);
+Expected<NdpiApi, std::string> load_ndpi() {
+  const auto fail = [](const std::string& why) {
+    return unexpected("L7 classification needs libndpi (--no-l7 goes without): " + why);
+  };
+  auto lib = SharedLibrary::open(FLOWSEC_LIBNDPI_SONAME);
+  if (!lib) return fail(lib.error());
+  NdpiApi a{std::move(*lib)};
+  const SharedLibrary& l = a.library;
+  const Expected<void, std::string> bound[] = {
+      l.bind(a.init_detection_module, "ndpi_init_detection_module"),
+      l.bind(a.set_protocol_detection_bitmask2, "ndpi_set_protocol_detection_bitmask2"),
+      l.bind(a.finalize_initialization, "ndpi_finalize_initialization"),
+      l.bind(a.exit_detection_module, "ndpi_exit_detection_module"),
+      l.bind(a.sizeof_flow_struct, "ndpi_detection_get_sizeof_ndpi_flow_struct"),
+      l.bind(a.detection_process_packet, "ndpi_detection_process_packet"),
+      l.bind(a.extra_dissection_possible, "ndpi_extra_dissection_possible"),
+      l.bind(a.detection_giveup, "ndpi_detection_giveup"),
+      l.bind(a.free_flow_data, "ndpi_free_flow_data"),
+      l.bind(a.protocol2name, "ndpi_protocol2name"),
+  };
+  for (const auto& b : bound) {
+    if (!b) return fail(b.error());
+  }
+  return a;
+}
+
+// Loaded once (thread-safe) and never unloaded: the process-wide names module
+// (l7_protocol_name) is freed by a static destructor that must still find nDPI's code.
+const Expected<NdpiApi, std::string>& ndpi_api() {
+  static const auto* const api = new Expected<NdpiApi, std::string>(load_ndpi());
+  return *api;
+}
+
+ndpi_detection_module_struct* new_module(const NdpiApi& ndpi) {
+  ndpi_detection_module_struct* m = ndpi.init_detection_module(ndpi_no_prefs);
   if (m == nullptr) return nullptr;
   NDPI_PROTOCOL_BITMASK all;
   NDPI_BITMASK_SET_ALL(all);
-  ndpi_set_protocol_detection_bitmask2(m, &all);
-  ndpi_finalize_initialization(m);
+  ndpi.set_protocol_detection_bitmask2(m, &all);
+  ndpi.finalize_initialization(m);
   return m;
 }
 
-std::string name_with(ndpi_detection_module_struct* m, std::uint16_t master, std::uint16_t app) {
+std::string name_with(const NdpiApi& ndpi, ndpi_detection_module_struct* m, std::uint16_t master,
+                      std::uint16_t app) {
   if (master == NDPI_PROTOCOL_UNKNOWN && app == NDPI_PROTOCOL_UNKNOWN) return "Unknown";
   ndpi_protocol p{};
   p.master_protocol = master;
   p.app_protocol = app;
   char buf[128];
   // "master.app" when both are set and differ, otherwise the one set (nDPI's own rule).
-  const char* s = ndpi_protocol2name(m, p, buf, sizeof buf);
+  const char* s = ndpi.protocol2name(m, p, buf, sizeof buf);
   return s != nullptr ? std::string(s) : std::string("Unknown");
 }
 
@@ -50,15 +101,19 @@ bool detected(const ndpi_protocol& p) {
 
 Expected<std::unique_ptr<L7Classifier>, std::string> L7Classifier::create(
     const L7Options& options) {
-  ndpi_detection_module_struct* m = new_module();
+  const auto& ndpi = ndpi_api();
+  if (!ndpi) return unexpected(ndpi.error());
+  ndpi_detection_module_struct* m = new_module(*ndpi);
   if (m == nullptr) return unexpected(std::string("nDPI: cannot initialise the detection module"));
-  return std::unique_ptr<L7Classifier>(new L7Classifier(options, m));
+  return std::unique_ptr<L7Classifier>(new L7Classifier(options, *ndpi, m));
 }
 
-L7Classifier::L7Classifier(const L7Options& options, ndpi_detection_module_struct* module)
+L7Classifier::L7Classifier(const L7Options& options, const NdpiApi& ndpi,
+                           ndpi_detection_module_struct* module)
     : options_(options),
+      ndpi_(ndpi),
       module_(module),
-      flow_struct_size_(ndpi_detection_get_sizeof_ndpi_flow_struct()) {
+      flow_struct_size_(ndpi.sizeof_flow_struct()) {
   if (options_.max_packets == 0) options_.max_packets = 1;
   options_.max_packets = std::min<std::uint16_t>(options_.max_packets, 255);
   pool_.reserve(options_.pool_size);
@@ -67,13 +122,13 @@ L7Classifier::L7Classifier(const L7Options& options, ndpi_detection_module_struc
 L7Classifier::~L7Classifier() {
   for (ndpi_flow_struct*& f : slots_) {
     if (f != nullptr) {
-      ndpi_free_flow_data(f);
+      ndpi_.free_flow_data(f);
       std::free(f);
       f = nullptr;
     }
   }
   for (ndpi_flow_struct* f : pool_) std::free(f);
-  ndpi_exit_detection_module(module_);
+  ndpi_.exit_detection_module(module_);
 }
 
 void L7Classifier::reserve_slots(std::uint32_t n) {
@@ -94,7 +149,7 @@ ndpi_flow_struct* L7Classifier::acquire() {
 }
 
 void L7Classifier::recycle(ndpi_flow_struct* f) {
-  ndpi_free_flow_data(f);
+  ndpi_.free_flow_data(f);
   if (pool_.size() < options_.pool_size) {
     std::memset(static_cast<void*>(f), 0, flow_struct_size_);
     pool_.push_back(f);
@@ -122,10 +177,10 @@ bool L7Classifier::process(std::uint32_t slot, std::span<const std::byte> frame,
   const auto ms = static_cast<std::uint64_t>(std::max<std::int64_t>(timestamp_ns, 0) / 1'000'000);
   ++stats_.packets;
   const ndpi_protocol p =
-      ndpi_detection_process_packet(module_, f, ip, static_cast<unsigned short>(len), ms);
+      ndpi_.detection_process_packet(module_, f, ip, static_cast<unsigned short>(len), ms);
   ++packets_[slot];
 
-  if (detected(p) && ndpi_extra_dissection_possible(module_, f) == 0) {
+  if (detected(p) && ndpi_.extra_dissection_possible(module_, f) == 0) {
     out = to_result(p, f);
     ++stats_.flows_classified;
     recycle(f);
@@ -152,7 +207,7 @@ L7Result L7Classifier::finish(std::uint32_t slot) {
     ++stats_.flows_classified;
   } else {
     std::uint8_t guessed = 0;
-    p = ndpi_detection_giveup(module_, f, 1, &guessed);
+    p = ndpi_.detection_giveup(module_, f, 1, &guessed);
     ++stats_.flows_given_up;
   }
   r = to_result(p, f);
@@ -168,20 +223,28 @@ void L7Classifier::release(std::uint32_t slot) {
 }
 
 std::string L7Classifier::name(std::uint16_t master, std::uint16_t app) const {
-  return name_with(module_, master, app);
+  return name_with(ndpi_, module_, master, app);
 }
 
 std::string l7_protocol_name(std::uint16_t master, std::uint16_t app) {
-  // One module for names only, built on first use and freed at exit.
+  // One module for names only, built on first use and freed at exit; without nDPI
+  // (not installed) every name is "Unknown".
   struct Names {
-    ndpi_detection_module_struct* m = new_module();
+    const NdpiApi* ndpi = nullptr;
+    ndpi_detection_module_struct* m = nullptr;
+    Names() {
+      if (const auto& api = ndpi_api()) {
+        ndpi = &*api;
+        m = new_module(*api);
+      }
+    }
     ~Names() {
-      if (m != nullptr) ndpi_exit_detection_module(m);
+      if (m != nullptr) ndpi->exit_detection_module(m);
     }
   };
   static const Names names;
   if (names.m == nullptr) return "Unknown";
-  return name_with(names.m, master, app);
+  return name_with(*names.ndpi, names.m, master, app);
 }
 
 }  // namespace flowsec::flow

@@ -29,6 +29,8 @@ struct ndpi_flow_struct;
 
 namespace flowsec::flow {
 
+struct NdpiApi;  // nDPI's functions, loaded at run time (l7_classifier.cpp)
+
 struct L7Result {
   std::uint16_t master = 0;     // nDPI master protocol id (e.g. 91 TLS), 0 when none
   std::uint16_t app = 0;        // nDPI application protocol id (e.g. 126 Google)
@@ -49,7 +51,8 @@ struct L7Stats {
 
 class L7Classifier {
  public:
-  // Fails (with nDPI's reason) only when nDPI cannot initialise.
+  // Fails (with the reason) when libndpi cannot be loaded (it is loaded by the first
+  // create(), not at program start) or nDPI cannot initialise.
   static Expected<std::unique_ptr<L7Classifier>, std::string> create(const L7Options& options = {});
   ~L7Classifier();
   L7Classifier(const L7Classifier&) = delete;
@@ -77,11 +80,12 @@ class L7Classifier {
   [[nodiscard]] const L7Stats& stats() const { return stats_; }
 
  private:
-  explicit L7Classifier(const L7Options& options, ndpi_detection_module_struct* module);
+  L7Classifier(const L7Options& options, const NdpiApi& ndpi, ndpi_detection_module_struct* module);
   ndpi_flow_struct* acquire();
   void recycle(ndpi_flow_struct* f);
 
   L7Options options_;
+  const NdpiApi& ndpi_;
   ndpi_detection_module_struct* module_;
   std::vector<ndpi_flow_struct*> slots_;  // per flow slot; nullptr when no state
   std::vector<std::uint8_t> packets_;     // packets fed per slot (saturating)
@@ -93,7 +97,8 @@ class L7Classifier {
 // nProbe's L7_PROTO_NAME for a master/application pair: "master.app" when both are set
 // and differ ("TLS.Google", "HTTP.Google"), else the one that is set ("DNS"); "Unknown"
 // for 0/0. Uses nDPI's protocol names through a process-wide module built on first use
-// (thread-safe, read-only afterwards).
+// (thread-safe, read-only afterwards); "Unknown" for every pair when libndpi cannot be
+// loaded.
 [[nodiscard]] std::string l7_protocol_name(std::uint16_t master, std::uint16_t app);
 
 }  // namespace flowsec::flow

@@ -5,13 +5,13 @@
 #include <algorithm>
 #include <cctype>
 #include <deque>
-#include <mutex>
 #include <set>
 #include <thread>
 #include <utility>
 
 #include "common/ip_address.hpp"
 #include "common/log.hpp"
+#include "common/shared_library.hpp"
 #include "sinks/uptime_converter.hpp"
 
 namespace flowsec::sinks {
@@ -76,8 +76,52 @@ std::string first_line(std::string_view text) {
   return s.empty() ? "(empty reply)" : s;
 }
 
-std::once_flag g_curl_init;
-CURLcode g_curl_init_rc = CURLE_OK;
+// libcurl's functions, loaded with the first ClickHouse output (README: dependencies).
+struct CurlApi {
+  SharedLibrary library;
+  decltype(&::curl_global_init) global_init = nullptr;
+  decltype(&::curl_easy_strerror) easy_strerror = nullptr;
+  decltype(&::curl_version_info) version_info = nullptr;
+  decltype(&::curl_easy_init) easy_init = nullptr;
+  decltype(&::curl_easy_cleanup) easy_cleanup = nullptr;
+  // Variadic, like the function itself (curl.h wraps the name in a type-checking macro
+  // under GCC; decltype(&name) takes the function).
+  decltype(&::curl_easy_setopt) easy_setopt = nullptr;
+  decltype(&::curl_easy_perform) easy_perform = nullptr;
+  decltype(&::curl_easy_getinfo) easy_getinfo = nullptr;
+  decltype(&::curl_slist_append) slist_append = nullptr;
+  decltype(&::curl_slist_free_all) slist_free_all = nullptr;
+};
+
+Expected<CurlApi, std::string> load_curl() {
+  auto lib = SharedLibrary::open(FLOWSEC_LIBCURL_SONAME);
+  if (!lib) return unexpected("ClickHouse output needs libcurl: " + lib.error());
+  CurlApi a{std::move(*lib)};
+  const SharedLibrary& l = a.library;
+  const Expected<void, std::string> bound[] = {
+      l.bind(a.global_init, "curl_global_init"),   l.bind(a.easy_strerror, "curl_easy_strerror"),
+      l.bind(a.version_info, "curl_version_info"), l.bind(a.easy_init, "curl_easy_init"),
+      l.bind(a.easy_cleanup, "curl_easy_cleanup"), l.bind(a.easy_setopt, "curl_easy_setopt"),
+      l.bind(a.easy_perform, "curl_easy_perform"), l.bind(a.easy_getinfo, "curl_easy_getinfo"),
+      l.bind(a.slist_append, "curl_slist_append"), l.bind(a.slist_free_all, "curl_slist_free_all"),
+  };
+  for (const auto& b : bound) {
+    if (!b) return unexpected("ClickHouse output needs libcurl: " + b.error());
+  }
+  // Once per process, before any other libcurl call (libcurl-tutorial(3)).
+  if (const CURLcode rc = a.global_init(CURL_GLOBAL_DEFAULT); rc != CURLE_OK) {
+    return unexpected(std::string("clickhouse: libcurl initialisation failed: ") +
+                      a.easy_strerror(rc));
+  }
+  return a;
+}
+
+// Loaded once (thread-safe) and never unloaded: a sink worker may still be inside libcurl
+// while static destructors run at exit, and unloading would gain nothing then.
+const Expected<CurlApi, std::string>& curl_api() {
+  static const auto* const api = new Expected<CurlApi, std::string>(load_curl());
+  return *api;
+}
 
 struct Reply {
   bool sent = false;  // an HTTP answer came back
@@ -264,6 +308,9 @@ struct ClickHouseSink::Impl {
     bool sealed = false;       // sent once: resent byte for byte (block deduplication)
   };
 
+  explicit Impl(const CurlApi& curl_api) : api(curl_api) {}
+
+  const CurlApi& api;
   ClickHouseSinkOptions options;
   CURL* curl = nullptr;
   curl_slist* headers = nullptr;
@@ -279,8 +326,8 @@ struct ClickHouseSink::Impl {
   std::atomic<std::uint64_t> pending_rows{0}, written{0}, failed{0}, errors{0};
 
   ~Impl() {
-    if (curl != nullptr) curl_easy_cleanup(curl);
-    if (headers != nullptr) curl_slist_free_all(headers);
+    if (curl != nullptr) api.easy_cleanup(curl);
+    if (headers != nullptr) api.slist_free_all(headers);
   }
 
   void warn(const std::string& text) {
@@ -294,20 +341,20 @@ struct ClickHouseSink::Impl {
   // One POST; `timeout` bounds the whole request.
   Reply post(const std::string& url, std::string_view body, std::chrono::milliseconds timeout) {
     Reply r;
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
+    api.easy_setopt(curl, CURLOPT_URL, url.c_str());
+    api.easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+    api.easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    api.easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
     const long total = std::max<long>(1, static_cast<long>(timeout.count()));
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, total);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, std::min(total, kConnectTimeoutMs));
-    const CURLcode rc = curl_easy_perform(curl);
+    api.easy_setopt(curl, CURLOPT_TIMEOUT_MS, total);
+    api.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, std::min(total, kConnectTimeoutMs));
+    const CURLcode rc = api.easy_perform(curl);
     if (rc != CURLE_OK) {
-      r.error = curl_easy_strerror(rc);
+      r.error = api.easy_strerror(rc);
       return r;
     }
     r.sent = true;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+    api.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
     return r;
   }
 
@@ -421,37 +468,35 @@ struct ClickHouseSink::Impl {
 
 Expected<std::unique_ptr<ClickHouseSink>, std::string> ClickHouseSink::open(
     ClickHouseSinkOptions options) {
-  std::call_once(g_curl_init, [] { g_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  const auto& loaded = curl_api();
+  if (!loaded) return unexpected(loaded.error());
+  const CurlApi& api = *loaded;
   const std::string where = "ClickHouse " + options.target.base_url;
-  if (g_curl_init_rc != CURLE_OK) {
-    return unexpected(std::string("clickhouse: libcurl initialisation failed: ") +
-                      curl_easy_strerror(g_curl_init_rc));
-  }
   if (options.target.base_url.starts_with("https:")) {
-    const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
+    const curl_version_info_data* info = api.version_info(CURLVERSION_NOW);
     if (info == nullptr || (info->features & CURL_VERSION_SSL) == 0) {
       return unexpected(where + ": this libcurl has no TLS support for https://");
     }
   }
   options.batch_rows = std::max<std::size_t>(options.batch_rows, 1);
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<Impl>(api);
   impl->options = std::move(options);
   const ClickHouseTarget& t = impl->options.target;
-  impl->curl = curl_easy_init();
+  impl->curl = api.easy_init();
   if (impl->curl == nullptr) return unexpected(where + ": curl_easy_init failed");
   // "Expect:" off: libcurl would otherwise wait for 100-continue before large bodies.
-  impl->headers = curl_slist_append(nullptr, "Expect:");
-  impl->headers = curl_slist_append(impl->headers, "Content-Type: text/plain; charset=UTF-8");
+  impl->headers = api.slist_append(nullptr, "Expect:");
+  impl->headers = api.slist_append(impl->headers, "Content-Type: text/plain; charset=UTF-8");
   CURL* c = impl->curl;
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // no SIGALRM: we run on a worker thread
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, impl->headers);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &on_body);
-  curl_easy_setopt(c, CURLOPT_POST, 1L);
-  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+  api.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // no SIGALRM: we run on a worker thread
+  api.easy_setopt(c, CURLOPT_HTTPHEADER, impl->headers);
+  api.easy_setopt(c, CURLOPT_WRITEFUNCTION, &on_body);
+  api.easy_setopt(c, CURLOPT_POST, 1L);
+  api.easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
   if (!t.user.empty()) {
-    curl_easy_setopt(c, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
-    curl_easy_setopt(c, CURLOPT_USERNAME, t.user.c_str());
-    curl_easy_setopt(c, CURLOPT_PASSWORD, t.password.c_str());
+    api.easy_setopt(c, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    api.easy_setopt(c, CURLOPT_USERNAME, t.user.c_str());
+    api.easy_setopt(c, CURLOPT_PASSWORD, t.password.c_str());
   }
   impl->create_url = t.base_url;
   impl->columns_url = t.base_url;

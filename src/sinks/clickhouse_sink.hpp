@@ -104,7 +104,8 @@ class ClickHouseSink final : public Sink {
   // server that cannot be reached is not an error (logged; creation is retried before
   // the next insert); a server that answers with an error (bad credentials, unknown
   // database, a table lacking columns) is: one line saying so. Also an error: https://
-  // with a libcurl without TLS, or libcurl failing to initialise.
+  // with a libcurl without TLS, or libcurl failing to load or initialise (libcurl is
+  // loaded by the first open(), not at program start).
   [[nodiscard]] static Expected<std::unique_ptr<ClickHouseSink>, std::string> open(
       ClickHouseSinkOptions options);
   ~ClickHouseSink() override;

@@ -15,6 +15,7 @@
 
 #include "common/bytes.hpp"
 #include "common/log.hpp"
+#include "common/shared_library.hpp"
 #include "ipfix/render.hpp"
 #include "transport/endpoint.hpp"
 
@@ -37,8 +38,63 @@ constexpr int kSendTimeoutMs = 1000;
 // close(): how often to look for a subscriber while waiting for one.
 constexpr std::chrono::milliseconds kCloseStep{50};
 
-std::string zmq_error() {
-  return zmq_strerror(zmq_errno());
+// libzmq's functions, loaded with the first ntopng output (README: dependencies).
+struct ZmqApi {
+  SharedLibrary library;
+  decltype(&::zmq_errno) errnum = nullptr;
+  decltype(&::zmq_strerror) strerror = nullptr;
+  decltype(&::zmq_has) has = nullptr;
+  decltype(&::zmq_z85_decode) z85_decode = nullptr;
+  decltype(&::zmq_curve_keypair) curve_keypair = nullptr;
+  decltype(&::zmq_ctx_new) ctx_new = nullptr;
+  decltype(&::zmq_ctx_term) ctx_term = nullptr;
+  decltype(&::zmq_socket) socket = nullptr;
+  decltype(&::zmq_close) close = nullptr;
+  decltype(&::zmq_setsockopt) setsockopt = nullptr;
+  decltype(&::zmq_getsockopt) getsockopt = nullptr;
+  decltype(&::zmq_bind) bind = nullptr;
+  decltype(&::zmq_connect) connect = nullptr;
+  decltype(&::zmq_send) send = nullptr;
+  decltype(&::zmq_recv) recv = nullptr;
+  decltype(&::zmq_poll) poll = nullptr;
+
+  [[nodiscard]] std::string error() const { return strerror(errnum()); }
+};
+
+Expected<ZmqApi, std::string> load_zmq() {
+  auto lib = SharedLibrary::open(FLOWSEC_LIBZMQ_SONAME);
+  if (!lib) return unexpected("ntopng output needs libzmq: " + lib.error());
+  ZmqApi a{std::move(*lib)};
+  const SharedLibrary& l = a.library;
+  const Expected<void, std::string> bound[] = {
+      l.bind(a.errnum, "zmq_errno"),
+      l.bind(a.strerror, "zmq_strerror"),
+      l.bind(a.has, "zmq_has"),
+      l.bind(a.z85_decode, "zmq_z85_decode"),
+      l.bind(a.curve_keypair, "zmq_curve_keypair"),
+      l.bind(a.ctx_new, "zmq_ctx_new"),
+      l.bind(a.ctx_term, "zmq_ctx_term"),
+      l.bind(a.socket, "zmq_socket"),
+      l.bind(a.close, "zmq_close"),
+      l.bind(a.setsockopt, "zmq_setsockopt"),
+      l.bind(a.getsockopt, "zmq_getsockopt"),
+      l.bind(a.bind, "zmq_bind"),
+      l.bind(a.connect, "zmq_connect"),
+      l.bind(a.send, "zmq_send"),
+      l.bind(a.recv, "zmq_recv"),
+      l.bind(a.poll, "zmq_poll"),
+  };
+  for (const auto& b : bound) {
+    if (!b) return unexpected("ntopng output needs libzmq: " + b.error());
+  }
+  return a;
+}
+
+// Loaded once (thread-safe) and never unloaded: ZeroMQ's I/O threads or a sink worker may
+// still be inside libzmq while static destructors run at exit.
+const Expected<ZmqApi, std::string>& zmq_api() {
+  static const auto* const api = new Expected<ZmqApi, std::string>(load_zmq());
+  return *api;
 }
 
 template <class T>
@@ -83,7 +139,7 @@ Expected<ZmqAddress, std::string> zmq_address(const NtopngSinkOptions& o) {
   return ZmqAddress{"tcp://" + host + ":" + port, v6 || ep->host.empty()};
 }
 
-std::string check_key(const std::string& key) {
+std::string check_key(const ZmqApi& zmq, const std::string& key) {
   if (key.size() != kZ85KeyLength) {
     return "--zmq-encryption-key: a CURVE public key is " + std::to_string(kZ85KeyLength) +
            " Z85 characters, got " + std::to_string(key.size());
@@ -93,7 +149,7 @@ std::string check_key(const std::string& key) {
            std::string(1, key[key.find_first_not_of(kZ85Alphabet)]) + "')";
   }
   std::array<std::uint8_t, 32> raw{};
-  if (zmq_z85_decode(raw.data(), key.c_str()) == nullptr) {
+  if (zmq.z85_decode(raw.data(), key.c_str()) == nullptr) {
     return "--zmq-encryption-key: not a valid Z85 key";
   }
   return {};
@@ -122,10 +178,13 @@ std::array<std::byte, kNtopngHeaderSize> encode_ntopng_header(const NtopngHeader
 std::string check_ntopng_options(const NtopngSinkOptions& options) {
   if (auto a = zmq_address(options); !a) return a.error();
   if (!options.server_public_key.empty()) {
-    if (zmq_has("curve") == 0) {
+    const auto& loaded = zmq_api();
+    if (!loaded) return loaded.error();
+    const ZmqApi& zmq = *loaded;
+    if (zmq.has("curve") == 0) {
       return "--zmq-encryption-key: this libzmq was built without CURVE support";
     }
-    if (auto e = check_key(options.server_public_key); !e.empty()) return e;
+    if (auto e = check_key(zmq, options.server_public_key); !e.empty()) return e;
   }
   if (options.max_payload_bytes < 2) return "ntopng: max payload size must be at least 2 bytes";
   if (options.counters && options.counter_interval.count() <= 0) {
@@ -140,6 +199,9 @@ struct NtopngSink::Impl {
     std::size_t records = 0;
   };
 
+  explicit Impl(const ZmqApi& api) : zmq(api) {}
+
+  const ZmqApi& zmq;
   NtopngSinkOptions opt;
   void* ctx = nullptr;
   void* sock = nullptr;
@@ -164,10 +226,10 @@ struct NtopngSink::Impl {
   ~Impl() {
     if (sock != nullptr) {
       const int zero = 0;
-      zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
-      zmq_close(sock);
+      zmq.setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+      zmq.close(sock);
     }
-    if (ctx != nullptr) zmq_ctx_term(ctx);
+    if (ctx != nullptr) zmq.ctx_term(ctx);
   }
 
   void report(std::string_view text) {
@@ -190,11 +252,11 @@ struct NtopngSink::Impl {
   void read_subscriptions() {
     std::array<char, 256> buf{};
     for (;;) {
-      const int n = zmq_recv(sock, buf.data(), buf.size(), ZMQ_DONTWAIT);
+      const int n = zmq.recv(sock, buf.data(), buf.size(), ZMQ_DONTWAIT);
       if (n < 0) {
-        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) {
+        if (zmq.errnum() != EAGAIN && zmq.errnum() != EINTR) {
           ++errors;
-          report("reading subscriptions: " + zmq_error());
+          report("reading subscriptions: " + zmq.error());
         }
         return;
       }
@@ -234,18 +296,18 @@ struct NtopngSink::Impl {
     }
     h.payload_size = static_cast<std::uint32_t>(payload.size());
     const auto header = encode_ntopng_header(h);
-    if (zmq_send(sock, header.data(), header.size(), ZMQ_SNDMORE) < 0) {
-      if (zmq_errno() != EAGAIN) {
+    if (zmq.send(sock, header.data(), header.size(), ZMQ_SNDMORE) < 0) {
+      if (zmq.errnum() != EAGAIN) {
         ++errors;
-        report("send: " + zmq_error());
+        report("send: " + zmq.error());
       }
       return false;
     }
     // Once the first frame is accepted ZeroMQ takes the rest of the message (atomic
     // multipart delivery); a failure here is not a full queue.
-    if (zmq_send(sock, payload.data(), payload.size(), 0) < 0) {
+    if (zmq.send(sock, payload.data(), payload.size(), 0) < 0) {
       ++errors;
-      report("send: " + zmq_error());
+      report("send: " + zmq.error());
       return false;
     }
     ++next_msg_id;
@@ -316,49 +378,52 @@ NtopngSink::~NtopngSink() = default;
 
 Expected<std::unique_ptr<NtopngSink>, std::string> NtopngSink::open(NtopngSinkOptions options) {
   if (auto e = check_ntopng_options(options); !e.empty()) return unexpected(e);
+  const auto& loaded = zmq_api();
+  if (!loaded) return unexpected(loaded.error());
+  const ZmqApi& zmq = *loaded;
   const auto addr = zmq_address(options);
-  auto im = std::make_unique<Impl>();
+  auto im = std::make_unique<Impl>(zmq);
   im->opt = std::move(options);
   const NtopngSinkOptions& o = im->opt;
-  im->ctx = zmq_ctx_new();
-  if (im->ctx == nullptr) return unexpected("ntopng: zmq_ctx_new: " + zmq_error());
-  im->sock = zmq_socket(im->ctx, ZMQ_XPUB);
-  if (im->sock == nullptr) return unexpected("ntopng: zmq_socket: " + zmq_error());
+  im->ctx = zmq.ctx_new();
+  if (im->ctx == nullptr) return unexpected("ntopng: zmq_ctx_new: " + zmq.error());
+  im->sock = zmq.socket(im->ctx, ZMQ_XPUB);
+  if (im->sock == nullptr) return unexpected("ntopng: zmq_socket: " + zmq.error());
 
   const int one = 1;
   const int hwm = kSendHighWaterMark;
   const int sndtimeo = kSendTimeoutMs;
   const int linger = static_cast<int>(o.linger.count());
   const int ipv6 = addr->ipv6 ? 1 : 0;
-  bool ok = zmq_setsockopt(im->sock, ZMQ_XPUB_NODROP, &one, sizeof one) == 0 &&
-            zmq_setsockopt(im->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) == 0 &&
-            zmq_setsockopt(im->sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo) == 0 &&
-            zmq_setsockopt(im->sock, ZMQ_LINGER, &linger, sizeof linger) == 0 &&
-            zmq_setsockopt(im->sock, ZMQ_IPV6, &ipv6, sizeof ipv6) == 0;
+  bool ok = zmq.setsockopt(im->sock, ZMQ_XPUB_NODROP, &one, sizeof one) == 0 &&
+            zmq.setsockopt(im->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) == 0 &&
+            zmq.setsockopt(im->sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo) == 0 &&
+            zmq.setsockopt(im->sock, ZMQ_LINGER, &linger, sizeof linger) == 0 &&
+            zmq.setsockopt(im->sock, ZMQ_IPV6, &ipv6, sizeof ipv6) == 0;
   if (ok && !o.server_public_key.empty()) {
     // CURVE (ZeroMQ RFC 26): we are the client, ntopng the server holding the secret
     // key whose public half we were given; our own key pair is made here.
     std::array<char, kZ85KeyLength + 1> pub{};
     std::array<char, kZ85KeyLength + 1> sec{};
-    ok = zmq_curve_keypair(pub.data(), sec.data()) == 0 &&
-         zmq_setsockopt(im->sock, ZMQ_CURVE_SERVERKEY, o.server_public_key.c_str(),
+    ok = zmq.curve_keypair(pub.data(), sec.data()) == 0 &&
+         zmq.setsockopt(im->sock, ZMQ_CURVE_SERVERKEY, o.server_public_key.c_str(),
                         kZ85KeyLength) == 0 &&
-         zmq_setsockopt(im->sock, ZMQ_CURVE_PUBLICKEY, pub.data(), kZ85KeyLength) == 0 &&
-         zmq_setsockopt(im->sock, ZMQ_CURVE_SECRETKEY, sec.data(), kZ85KeyLength) == 0;
+         zmq.setsockopt(im->sock, ZMQ_CURVE_PUBLICKEY, pub.data(), kZ85KeyLength) == 0 &&
+         zmq.setsockopt(im->sock, ZMQ_CURVE_SECRETKEY, sec.data(), kZ85KeyLength) == 0;
   }
-  if (!ok) return unexpected("ntopng: socket options: " + zmq_error());
+  if (!ok) return unexpected("ntopng: socket options: " + zmq.error());
 
   if (o.connect) {
-    if (zmq_connect(im->sock, addr->url.c_str()) != 0) {
-      return unexpected("ntopng: connect " + addr->url + ": " + zmq_error());
+    if (zmq.connect(im->sock, addr->url.c_str()) != 0) {
+      return unexpected("ntopng: connect " + addr->url + ": " + zmq.error());
     }
   } else {
-    if (zmq_bind(im->sock, addr->url.c_str()) != 0) {
-      return unexpected("ntopng: bind " + o.endpoint + ": " + zmq_error());
+    if (zmq.bind(im->sock, addr->url.c_str()) != 0) {
+      return unexpected("ntopng: bind " + o.endpoint + ": " + zmq.error());
     }
     std::array<char, 256> last{};
     std::size_t len = last.size();
-    if (zmq_getsockopt(im->sock, ZMQ_LAST_ENDPOINT, last.data(), &len) == 0) {
+    if (zmq.getsockopt(im->sock, ZMQ_LAST_ENDPOINT, last.data(), &len) == 0) {
       const std::string_view ep(last.data());
       const auto colon = ep.rfind(':');
       if (colon != std::string_view::npos) {
@@ -394,6 +459,7 @@ void NtopngSink::close() {
   Impl& im = *impl_;
   if (im.closed) return;
   im.closed = true;
+  const ZmqApi& zmq = im.zmq;
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + im.opt.linger;
   im.finish_message();
@@ -405,13 +471,13 @@ void NtopngSink::close() {
         deadline - std::chrono::steady_clock::now());
     const int sndtimeo = static_cast<int>(
         std::clamp<std::chrono::milliseconds::rep>(left.count(), 0, kSendTimeoutMs));
-    zmq_setsockopt(im.sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+    zmq.setsockopt(im.sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
     im.send_held();
     const auto now = std::chrono::steady_clock::now();
     if (im.held.empty() || now >= deadline) break;
     zmq_pollitem_t item{im.sock, 0, ZMQ_POLLIN, 0};
     const auto wait = std::min<std::chrono::steady_clock::duration>(kCloseStep, deadline - now);
-    zmq_poll(
+    zmq.poll(
         &item, 1,
         static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()));
   }
@@ -429,11 +495,11 @@ void NtopngSink::close() {
       std::max<std::chrono::steady_clock::duration>(deadline - std::chrono::steady_clock::now(),
                                                     std::chrono::steady_clock::duration::zero()));
   const int linger = static_cast<int>(remaining.count());
-  zmq_setsockopt(im.sock, ZMQ_LINGER, &linger, sizeof linger);
-  zmq_close(im.sock);
+  zmq.setsockopt(im.sock, ZMQ_LINGER, &linger, sizeof linger);
+  zmq.close(im.sock);
   im.sock = nullptr;
   const auto term_start = std::chrono::steady_clock::now();
-  zmq_ctx_term(im.ctx);
+  zmq.ctx_term(im.ctx);
   im.ctx = nullptr;
   const bool flushed =
       im.next_msg_id == 1 || std::chrono::steady_clock::now() - term_start < remaining;

@@ -93,7 +93,8 @@ struct NtopngHeader {
 [[nodiscard]] std::array<std::byte, kNtopngHeaderSize> encode_ntopng_header(const NtopngHeader& h);
 
 // Start-up checks (URL syntax, key length and alphabet, CURVE support in libzmq):
-// an empty string when fine, otherwise one line saying what is wrong.
+// an empty string when fine, otherwise one line saying what is wrong. With a key it loads
+// libzmq (see open()).
 [[nodiscard]] std::string check_ntopng_options(const NtopngSinkOptions& options);
 
 class NtopngSink final : public Sink {
@@ -102,7 +103,8 @@ class NtopngSink final : public Sink {
   // queue is full (the same bound as a QueuedSink's default queue).
   static constexpr std::size_t kMaxHeldRecords = std::size_t{1} << 20;
 
-  // Creates the socket and binds or connects; fails with one line (e.g. address in use).
+  // Creates the socket and binds or connects; fails with one line (e.g. address in use,
+  // or libzmq missing: it is loaded by the first open(), not at program start).
   [[nodiscard]] static Expected<std::unique_ptr<NtopngSink>, std::string> open(
       NtopngSinkOptions options);
   ~NtopngSink() override;
