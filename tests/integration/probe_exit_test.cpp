@@ -28,6 +28,19 @@ namespace {
 
 const char* const kTrace = "probe/whatsapp_login_chat.pcap";
 
+// A flowsec collector on TCP writing JSON lines into tmp/collected (log: tmp/collector.log).
+struct JsonCollector {
+  std::uint16_t port = free_tcp_port();
+  std::string dir;
+  ChildProcess process;
+  explicit JsonCollector(TempDir& tmp)
+      : dir(tmp.subdir("collected")),
+        process({flowsec_binary(), "-i", "none", "-n", "none", "-3", url(), "-P", dir, "-D", "j"},
+                "", tmp / "collector.log") {}
+  [[nodiscard]] std::string url() const { return "tcp://127.0.0.1:" + std::to_string(port); }
+  bool listening() { return wait_bound(process, false, port, 30s); }
+};
+
 TEST(ProbeExit, TcpDeliveryExitCodesAndProgressLine) {
   if (!have_command("tshark")) GTEST_SKIP() << "tshark is not installed";
   TempDir tmp("probe-exit");
@@ -36,14 +49,11 @@ TEST(ProbeExit, TcpDeliveryExitCodesAndProgressLine) {
   const TsharkTruth truth = tshark_truth(pcap);
   ASSERT_TRUE(truth.ok) << truth.error;
 
-  const std::uint16_t port = free_tcp_port();
-  const std::string dir = tmp.subdir("collected");
-  ChildProcess collector({flowsec_binary(), "-i", "none", "-n", "none", "-3",
-                          "tcp://127.0.0.1:" + std::to_string(port), "-P", dir, "-D", "j"},
-                         "", tmp / "collector.log");
-  ASSERT_TRUE(wait_bound(collector, false, port, 30s)) << slurp_file(tmp / "collector.log");
-
-  const std::string url = "tcp://127.0.0.1:" + std::to_string(port);
+  JsonCollector c(tmp);
+  ASSERT_TRUE(c.listening()) << slurp_file(tmp / "collector.log");
+  ChildProcess& collector = c.process;
+  const std::string& dir = c.dir;
+  const std::string url = c.url();
   // Nothing listens on `dead` (a port just released): delivery must fail, visibly.
   const std::uint16_t dead = free_tcp_port();
   ChildProcess plain({flowsec_binary(), "-i", pcap, "-n", url}, tmp / "plain.out",
@@ -108,21 +118,17 @@ TEST(ProbeExit, AFileNeverLosesFlowsToAFullOutputQueue) {
     const std::vector<std::byte> payload(32, std::byte{0x5a});
     for (int i = 1; i <= kFlows; ++i) w.write_udp(payload, static_cast<std::uint16_t>(i));
   }
-  const std::uint16_t port = free_tcp_port();
-  const std::string dir = tmp.subdir("collected");
-  ChildProcess collector({flowsec_binary(), "-i", "none", "-n", "none", "-3",
-                          "tcp://127.0.0.1:" + std::to_string(port), "-P", dir, "-D", "j"},
-                         "", tmp / "collector.log");
-  ASSERT_TRUE(wait_bound(collector, false, port, 30s)) << slurp_file(tmp / "collector.log");
-  ChildProcess probe({flowsec_binary(), "-i", pcap, "-n", "tcp://127.0.0.1:" + std::to_string(port),
-                      "--no-l7", "--output-queue-size", "1024"},
-                     "", tmp / "probe.err");
+  JsonCollector c(tmp);
+  ASSERT_TRUE(c.listening()) << slurp_file(tmp / "collector.log");
+  ChildProcess probe(
+      {flowsec_binary(), "-i", pcap, "-n", c.url(), "--no-l7", "--output-queue-size", "1024"}, "",
+      tmp / "probe.err");
   ASSERT_TRUE(probe.wait_ended(60s)) << "still running after 60 s: " << probe.command();
   EXPECT_EQ(probe.exit_code(), 0) << probe.exit_description() << "\n" << probe.err();
   EXPECT_EQ(probe.err().find("dropped"), std::string::npos) << probe.err();
   std::this_thread::sleep_for(300ms);  // the collector's 100 ms flush
-  EXPECT_TRUE(collector.stop(SIGTERM, 10s));
-  const Totals got = json_totals(dir);
+  EXPECT_TRUE(c.process.stop(SIGTERM, 10s));
+  const Totals got = json_totals(c.dir);
   EXPECT_EQ(got.records, std::uint64_t{kFlows});
   EXPECT_EQ(got.packets, std::uint64_t{kFlows});
 }

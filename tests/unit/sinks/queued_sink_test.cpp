@@ -81,90 +81,84 @@ TEST(QueuedSinkTest, FullQueueDropsWholeBatchesAndCountsThem) {
   EXPECT_EQ(s.queued_records, 0u);
 }
 
-TEST(QueuedSinkTest, WaitingPushLosesNothingWhenTheQueueIsFull) {
-  auto gate = std::make_shared<Gate>();
+// A queue whose worker is blocked in write() on a first batch of 10 records, with 10 more
+// records queued behind it: full at max_records = 10.
+struct StuckQueue {
+  std::shared_ptr<Gate> gate = std::make_shared<Gate>();
+  QueuedSink q;
+  explicit StuckQueue(QueuedSinkOptions o) : q(std::make_unique<BlockingSink>(gate), o) {
+    EXPECT_TRUE(q.push(small_batch(10)));
+    EXPECT_TRUE(gate->wait_entered(1));
+    EXPECT_TRUE(q.push(small_batch(10), WhenFull::wait));
+  }
+};
+
+QueuedSinkOptions limits(std::size_t max_records, std::chrono::milliseconds stall_timeout = 10s,
+                         std::size_t wait_limit_records = 16384) {
   QueuedSinkOptions o;
-  o.max_records = 10;
-  QueuedSink q(std::make_unique<BlockingSink>(gate), o);
-  ASSERT_TRUE(q.push(small_batch(10)));  // taken by the worker, which blocks in write()
-  ASSERT_TRUE(gate->wait_entered(1));
-  ASSERT_TRUE(q.push(small_batch(10)));  // fills the queue
+  o.max_records = max_records;
+  o.stall_timeout = stall_timeout;
+  o.wait_limit_records = wait_limit_records;
+  return o;
+}
+
+TEST(QueuedSinkTest, WaitingPushLosesNothingWhenTheQueueIsFull) {
+  StuckQueue s(limits(10));
   // A file reader pushes 5 more batches: each waits for room instead of being dropped.
   std::atomic<int> pushed{0};
   std::thread reader([&] {
     for (int i = 0; i < 5; ++i) {
-      if (q.push(small_batch(10), WhenFull::wait)) ++pushed;
+      if (s.q.push(small_batch(10), WhenFull::wait)) ++pushed;
     }
   });
   std::this_thread::sleep_for(50ms);
   EXPECT_EQ(pushed.load(), 0) << "pushed into a full queue";
-  gate->release();
+  s.gate->release();
   reader.join();
   EXPECT_EQ(pushed.load(), 5);
-  EXPECT_TRUE(q.close(10s));
-  const QueueStats s = q.stats();
-  EXPECT_EQ(s.records_dropped, 0u);
-  EXPECT_EQ(s.sink.records_written, 70u);
+  EXPECT_TRUE(s.q.close(10s));
+  EXPECT_EQ(s.q.stats().records_dropped, 0u);
+  EXPECT_EQ(s.q.stats().sink.records_written, 70u);
 }
 
 TEST(QueuedSinkTest, WaitingPushGivesUpOnAStalledSinkAndCounts) {
-  auto gate = std::make_shared<Gate>();
-  QueuedSinkOptions o;
-  o.max_records = 10;
-  o.stall_timeout = 50ms;
-  QueuedSink q(std::make_unique<BlockingSink>(gate), o);
-  ASSERT_TRUE(q.push(small_batch(10)));
-  ASSERT_TRUE(gate->wait_entered(1));
-  ASSERT_TRUE(q.push(small_batch(10)));
+  StuckQueue s(limits(10, 50ms));
   const auto before = std::chrono::steady_clock::now();
-  EXPECT_FALSE(q.push(small_batch(3), WhenFull::wait));
+  EXPECT_FALSE(s.q.push(small_batch(3), WhenFull::wait));
   const auto waited = std::chrono::steady_clock::now() - before;
   EXPECT_GE(waited, 50ms);
   EXPECT_LT(waited, 5s);
-  EXPECT_EQ(q.stats().records_dropped, 3u);
-  gate->release();
-  EXPECT_TRUE(q.close(10s));
+  EXPECT_EQ(s.q.stats().records_dropped, 3u);
+  s.gate->release();
+  EXPECT_TRUE(s.q.close(10s));
 }
 
 TEST(QueuedSinkTest, WaitingPushKeepsTheQueueShortButNeverDropsBelowTheLimit) {
-  auto gate = std::make_shared<Gate>();
-  QueuedSinkOptions o;
-  o.max_records = 100;
-  o.wait_limit_records = 10;
-  o.stall_timeout = 50ms;
-  QueuedSink q(std::make_unique<BlockingSink>(gate), o);
-  ASSERT_TRUE(q.push(small_batch(10)));
-  ASSERT_TRUE(gate->wait_entered(1));
-  ASSERT_TRUE(q.push(small_batch(10), WhenFull::wait));  // up to the wait limit: at once
+  // The 10 queued records reach the wait limit; max_records would take 90 more.
+  StuckQueue s(limits(100, 50ms, 10));
   // Past the wait limit it waits; the sink stays stuck, so after stall_timeout the batch
   // is queued anyway, as there is room below max_records.
   const auto before = std::chrono::steady_clock::now();
-  EXPECT_TRUE(q.push(small_batch(5), WhenFull::wait));
+  EXPECT_TRUE(s.q.push(small_batch(5), WhenFull::wait));
   EXPECT_GE(std::chrono::steady_clock::now() - before, 50ms);
-  EXPECT_EQ(q.stats().queued_records, 15u);
-  EXPECT_EQ(q.stats().records_dropped, 0u);
-  gate->release();
-  EXPECT_TRUE(q.close(10s));
-  EXPECT_EQ(q.stats().sink.records_written, 25u);
+  EXPECT_EQ(s.q.stats().queued_records, 15u);
+  EXPECT_EQ(s.q.stats().records_dropped, 0u);
+  s.gate->release();
+  EXPECT_TRUE(s.q.close(10s));
+  EXPECT_EQ(s.q.stats().sink.records_written, 25u);
 }
 
 TEST(QueuedSinkTest, ClosingReleasesAWaitingPush) {
-  auto gate = std::make_shared<Gate>();
-  QueuedSinkOptions o;
-  o.max_records = 10;
-  QueuedSink q(std::make_unique<BlockingSink>(gate), o);
-  ASSERT_TRUE(q.push(small_batch(10)));
-  ASSERT_TRUE(gate->wait_entered(1));
-  ASSERT_TRUE(q.push(small_batch(10)));
+  StuckQueue s(limits(10));
   std::atomic<bool> result{true};
-  std::thread reader([&] { result = q.push(small_batch(4), WhenFull::wait); });
+  std::thread reader([&] { result = s.q.push(small_batch(4), WhenFull::wait); });
   std::this_thread::sleep_for(20ms);
-  q.begin_close();
+  s.q.begin_close();
   reader.join();  // returns without the sink making room
   EXPECT_FALSE(result.load());
-  EXPECT_EQ(q.stats().records_dropped, 4u);
-  gate->release();
-  EXPECT_TRUE(q.close(10s));
+  EXPECT_EQ(s.q.stats().records_dropped, 4u);
+  s.gate->release();
+  EXPECT_TRUE(s.q.close(10s));
 }
 
 TEST(QueuedSinkTest, OversizedBatchPassesWhenQueueIsEmpty) {
