@@ -28,6 +28,7 @@
 
 #include "app/metrics_server.hpp"
 #include "common/metrics.hpp"
+#include "support/temp_dir.hpp"
 #include "support/transport_harness.hpp"
 
 namespace flowsec::app {
@@ -288,13 +289,13 @@ TEST(MetricsPrometheus, PromtoolFindsNoProblemInTheExposition) {
   ASSERT_NE(s.port(), 0) << s.error;
   const auto r = exchange(s.port(), "GET /metrics HTTP/1.1\r\n\r\n");
   ASSERT_TRUE(r);
-  const std::string dir = temp_dir("metrics-promtool");
+  const TempDir tmp("metrics-promtool");
+  const std::string& dir = tmp.path();
   std::ofstream(dir + "/metrics.txt") << r->substr(r->find("\r\n\r\n") + 4);
   const std::string cmd =
       "promtool check metrics < " + dir + "/metrics.txt > " + dir + "/out.txt 2>&1";
   const int rc = std::system(cmd.c_str());
   EXPECT_EQ(rc, 0) << slurp(dir + "/out.txt");
-  std::filesystem::remove_all(dir);
 }
 
 TEST(MetricsPrometheus, ScrapedValuesEqualTheCounters) {
@@ -303,8 +304,8 @@ TEST(MetricsPrometheus, ScrapedValuesEqualTheCounters) {
   Server s;
   ASSERT_NE(s.port(), 0) << s.error;
 
-  const std::string dir = temp_dir("metrics-prom");
-  std::filesystem::remove_all(dir + "/tsdb");
+  const TempDir tmp("metrics-prom");
+  const std::string& dir = tmp.path();
   const std::uint16_t prom_port = free_port();
   std::ofstream(dir + "/prometheus.yml") << "global:\n"
                                             "  scrape_interval: 1s\n"
@@ -371,7 +372,6 @@ TEST(MetricsPrometheus, ScrapedValuesEqualTheCounters) {
                          "0", 3000ms));
 
   prom.reset();  // SIGTERM to this one child and wait for it
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

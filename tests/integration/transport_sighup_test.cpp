@@ -18,6 +18,7 @@
 #include <future>
 #include <thread>
 
+#include "support/temp_dir.hpp"
 #include "support/transport_harness.hpp"
 #include "transport/listener.hpp"
 #include "transport/sender.hpp"
@@ -42,8 +43,8 @@ using test::Loop;
 
 TEST(Sighup, ReloadsTheListenerCertificateWithoutDroppingSessions) {
   const fs::path certs = FLOWSEC_TEST_CERTS;
-  const fs::path dir = fs::temp_directory_path() / ("flowsec_sighup_" + std::to_string(getpid()));
-  fs::create_directories(dir);
+  const test::TempDir tmp("sighup");
+  const fs::path dir = tmp.path();
   fs::copy_file(certs / "server.pem", dir / "cur.pem", fs::copy_options::overwrite_existing);
   fs::copy_file(certs / "server.key", dir / "cur.key", fs::copy_options::overwrite_existing);
 
@@ -110,7 +111,6 @@ TEST(Sighup, ReloadsTheListenerCertificateWithoutDroppingSessions) {
     listener.reset();
     return 0;
   });
-  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/temp_dir.hpp"
 #include "support/transport_harness.hpp"
 #include "transport/listener.hpp"
 #include "transport/sender.hpp"
@@ -82,7 +83,8 @@ std::vector<std::string> s_server_argv(std::uint16_t port, const std::string& na
 
 void sender_to_s_server(bool mutual) {
   const auto port = free_port();
-  const auto dir = temp_dir(mutual ? "s_server_mutual" : "s_server");
+  const TempDir tmp(mutual ? "s_server_mutual" : "s_server");
+  const std::string& dir = tmp.path();
   Child server(s_server_argv(port, "server", mutual), "", dir + "/out.bin", dir + "/err.txt");
   ASSERT_TRUE(wait_listening(port)) << "openssl s_server did not start";
 
@@ -121,7 +123,6 @@ void sender_to_s_server(bool mutual) {
     auto e = read_file(dir + "/err.txt");
     return std::string(reinterpret_cast<const char*>(e.data()), e.size());
   }();
-  std::filesystem::remove_all(dir);
 }
 
 TEST(TlsPeers, SenderDeliversExactBytesToOpensslServer) {
@@ -144,7 +145,8 @@ void s_client_to_listener(bool mutual) {
   auto listener = make_listener(io, ep(Scheme::tls, "127.0.0.1", 0), lo, rec);
   ASSERT_TRUE(listener) << listener.error();
   const auto port = (*listener)->local_port();
-  const auto dir = temp_dir(mutual ? "s_client_mutual" : "s_client");
+  const TempDir tmp(mutual ? "s_client_mutual" : "s_client");
+  const std::string& dir = tmp.path();
   const auto input = data_file("ipfix/softflowd_1kxun_tcp.ipfix");
   std::vector<std::string> argv = {
       "openssl", "s_client",    "-connect", "127.0.0.1:" + std::to_string(port),
@@ -174,7 +176,6 @@ void s_client_to_listener(bool mutual) {
   EXPECT_EQ(st.handshakes_ok, 1u);
   EXPECT_EQ(st.sessions_accepted, 1u);
   EXPECT_EQ(st.bytes, read_file(input).size());
-  std::filesystem::remove_all(dir);
 }
 
 TEST(TlsPeers, OpensslClientToListener) {
@@ -208,12 +209,14 @@ Outcome sender_against(const ServerCase& c, bool insecure) {
   asio::io_context io;
   Recorder rec;
   std::unique_ptr<Listener> listener;
+  std::optional<TempDir> tmp;  // declared before the server, which writes into it
   std::unique_ptr<Child> server;
   std::string dir;
   std::uint16_t port = 0;
   if (c.s_server) {
     port = free_port();
-    dir = temp_dir(std::string("case-") + c.cert);
+    tmp.emplace(std::string("case-") + c.cert);
+    dir = tmp->path();
     server = std::make_unique<Child>(s_server_argv(port, c.cert, false), "", dir + "/out.bin",
                                      dir + "/err.txt");
     if (!wait_listening(port)) {
@@ -255,7 +258,6 @@ Outcome sender_against(const ServerCase& c, bool insecure) {
     out.stats = (*sender)->stats();
   }
   out.log = testing::internal::GetCapturedStderr();
-  if (!dir.empty()) std::filesystem::remove_all(dir);
   return out;
 }
 
@@ -463,7 +465,8 @@ TEST(TlsListener, PlaintextHalfHandshakeAndSilenceAffectNoOtherSession) {
 
 TEST(TlsListener, ReloadChangesTheCertificateForNewSessionsOnly) {
   REQUIRE_CERTS();
-  const auto dir = temp_dir("reload");
+  const TempDir tmp("reload");
+  const std::string& dir = tmp.path();
   const auto copy = [&](const std::string& name) {
     std::filesystem::copy_file(cert(name + ".pem"), dir + "/cert.pem",
                                std::filesystem::copy_options::overwrite_existing);
@@ -520,7 +523,6 @@ TEST(TlsListener, ReloadChangesTheCertificateForNewSessionsOnly) {
   ASSERT_TRUE(third);
   (*third)->send(numbered(3));
   EXPECT_TRUE(run_until(io, [&] { return rec.opened() == 2; }));
-  std::filesystem::remove_all(dir);
 }
 
 // --- clean close: shutdown() ends with close_notify (SPEC §4) ----------------------

@@ -3,7 +3,7 @@
 // loops (run_until, run_for) and a threaded Loop with eventually(); IPFIX-like message
 // framing (numbered, parse_stream, split_messages, text_message); a recording
 // ListenerHandler (Recorder); a child-process runner for real peers (Child); and port,
-// temp-dir and endpoint helpers (free_port, wait_listening, temp_dir, count_of, ep).
+// endpoint helpers (free_port, wait_listening, count_of, ep).
 #pragma once
 
 #include <fcntl.h>
@@ -293,13 +293,6 @@ inline bool wait_listening(std::uint16_t port, std::chrono::milliseconds timeout
     std::this_thread::sleep_for(5ms);
   }
   return false;
-}
-
-inline std::string temp_dir(const std::string& tag) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("flowsec-" + tag + "-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return dir.string();
 }
 
 inline std::size_t count_of(const std::string& text, const std::string& what) {
