@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,11 +41,13 @@ constexpr std::string_view kNdpi = "libndpi";
 
 // DT_NEEDED entries of a 64-bit ELF file; nullopt when it cannot be read as one.
 std::optional<std::vector<std::string>> needed_libraries(const std::string& path) {
-  const std::string bytes = slurp_file(path);
+  // Reads only the headers and the dynamic section: the debug binaries are hundreds of MB.
+  std::ifstream in(path, std::ios::binary);
   const auto read = [&](std::uint64_t offset, auto& out) {
-    if (offset > bytes.size() || bytes.size() - offset < sizeof out) return false;
-    std::memcpy(&out, bytes.data() + offset, sizeof out);
-    return true;
+    in.clear();
+    in.seekg(static_cast<std::streamoff>(offset));
+    return static_cast<bool>(
+        in.read(reinterpret_cast<char*>(&out), static_cast<std::streamsize>(sizeof out)));
   };
   Elf64_Ehdr eh{};
   if (!read(0, eh) || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
@@ -67,9 +70,11 @@ std::optional<std::vector<std::string>> needed_libraries(const std::string& path
       if (!read(dynamic.sh_offset + off, d)) return std::nullopt;
       if (d.d_tag == DT_NULL) break;
       if (d.d_tag != DT_NEEDED) continue;
+      std::string name;  // NUL-terminated within the string table
       const std::uint64_t at = strings.sh_offset + d.d_un.d_val;
-      if (at >= bytes.size()) return std::nullopt;
-      out.emplace_back(bytes.c_str() + at);  // NUL-terminated within the string table
+      for (char c = 0; read(at + name.size(), c) && c != '\0';) name += c;
+      if (!in) return std::nullopt;
+      out.push_back(std::move(name));
     }
     return out;
   }
