@@ -309,7 +309,6 @@ FlowCache::FlowCache(const FlowCacheConfig& config, ExportFn on_export, L7Classi
   std::fill_n(buckets_.get(), nb, kNil);
   bucket_mask_ = nb - 1;
   chunks_.reserve((config_.max_flows >> kChunkShift) + 1);
-  fragments_ = std::make_unique<FragmentSlot[]>(kFragmentSlots);
   if (l7_ != nullptr) l7_->reserve_slots(config_.max_flows);
 }
 
@@ -348,7 +347,7 @@ std::size_t FlowCache::memory_per_flow() const {
 std::size_t FlowCache::bytes_in_use() const {
   return chunks_.size() * (std::size_t{1} << kChunkShift) * kEntrySize +
          std::size_t{bucket_count()} * sizeof(std::uint32_t) +
-         kFragmentSlots * sizeof(FragmentSlot);
+         (fragments_ ? kFragmentSlots * sizeof(FragmentSlot) : 0);
 }
 
 // ---- intrusive lists ----
@@ -496,7 +495,7 @@ std::uint32_t FlowCache::create(const Lookup& lk, const packet::PacketView& v, s
 
 void FlowCache::export_flow(std::uint32_t idx, EndReason reason) {
   Entry& e = entry(idx);
-  prepare_export(idx, reason);
+  finish_record(idx, reason);
   hash_unlink(idx);
   lru_unlink(idx);
   fifo_unlink(idx);
@@ -506,18 +505,20 @@ void FlowCache::export_flow(std::uint32_t idx, EndReason reason) {
   --active_;
   stats_.active_flows = active_;
   ++stats_.flows_exported[static_cast<std::size_t>(reason)];
-  if (on_export_) on_export_(scratch_);
+  // The entry is on the free list now, but nothing reuses it before the next packet: the
+  // callback may not call back into the cache (class contract), so it reads it in place.
+  if (on_export_) on_export_(e.rec);
 }
 
-void FlowCache::prepare_export(std::uint32_t idx, EndReason reason) {
+void FlowCache::finish_record(std::uint32_t idx, EndReason reason) {
   Entry& e = entry(idx);
-  scratch_ = e.rec;
-  scratch_.end_reason = reason;
+  e.rec.end_reason = reason;
   if ((e.state & kL7Done) == 0 && l7_ != nullptr) {
     const L7Result r = l7_->finish(idx);
-    scratch_.l7_master = r.master;
-    scratch_.l7_app = r.app;
-    scratch_.l7_confidence = r.confidence;
+    e.rec.l7_master = r.master;
+    e.rec.l7_app = r.app;
+    e.rec.l7_confidence = r.confidence;
+    e.state |= kL7Done;
   }
 }
 
@@ -542,6 +543,9 @@ std::size_t fragment_slot(const packet::PacketView& v) {
 }  // namespace
 
 void FlowCache::remember_fragment(std::uint32_t idx, const packet::PacketView& v, std::int64_t ts) {
+  // Made with the first fragment: most traffic has none, and its 48 fresh pages were a
+  // tenth of the probe's start-up page faults.
+  if (!fragments_) fragments_ = std::make_unique<FragmentSlot[]>(kFragmentSlots);
   FragmentSlot& s = fragments_[fragment_slot(v)];
   s.src = v.src_addr;
   s.dst = v.dst_addr;
@@ -554,6 +558,7 @@ void FlowCache::remember_fragment(std::uint32_t idx, const packet::PacketView& v
 
 std::uint32_t FlowCache::match_fragment(const packet::PacketView& v, std::int64_t ts,
                                         bool& reverse) {
+  if (!fragments_) return kNil;  // no first fragment seen yet
   const FragmentSlot& s = fragments_[fragment_slot(v)];
   if (s.flow == kNil || s.id != v.fragment_id || s.protocol != v.protocol ||
       s.ip_version != v.ip_version || s.src != v.src_addr || s.dst != v.dst_addr ||
@@ -833,11 +838,11 @@ void FlowCache::flush() {
     if ((e.state & kLive) != 0) {
       const EndReason reason =
           (e.state & kEnded) != 0 ? EndReason::end_of_flow : EndReason::forced_end;
-      prepare_export(i, reason);
+      finish_record(i, reason);
       --active_;
       stats_.active_flows = active_;
       ++stats_.flows_exported[static_cast<std::size_t>(reason)];
-      if (on_export_) on_export_(scratch_);
+      if (on_export_) on_export_(e.rec);
     }
     e.state = 0;
     e.lru_prev = e.lru_next = e.fifo_prev = e.fifo_next = kNil;

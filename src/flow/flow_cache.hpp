@@ -105,7 +105,7 @@ class FlowCache {
   [[nodiscard]] const FlowCacheConfig& config() const { return config_; }
 
   // Memory: bytes one flow costs (entry + its share of the bucket array at full load),
-  // and bytes held now (slab chunks + buckets + fragment table).
+  // and bytes held now (slab chunks + buckets + the fragment table, made with the first fragment).
   [[nodiscard]] std::size_t memory_per_flow() const;
   [[nodiscard]] std::size_t bytes_in_use() const;
 
@@ -137,8 +137,8 @@ class FlowCache {
   void update(std::uint32_t idx, bool reverse, const packet::PacketView& v,
               std::span<const std::byte> frame, std::int64_t ts);
   void export_flow(std::uint32_t idx, EndReason reason);
-  // Fills scratch_ with the flow's record as exported (end reason, L7 result).
-  void prepare_export(std::uint32_t idx, EndReason reason);
+  // Completes the flow's record for export, in place: end reason and L7 result.
+  void finish_record(std::uint32_t idx, EndReason reason);
   void mark_ended(std::uint32_t idx);
 
   void hash_unlink(std::uint32_t idx);
@@ -188,7 +188,6 @@ class FlowCache {
   std::uint32_t fifo_head_, fifo_tail_;
 
   std::unique_ptr<FragmentSlot[]> fragments_;
-  FlowRecord scratch_;  // the record handed to on_export_
 };
 
 }  // namespace flowsec::flow
