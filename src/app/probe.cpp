@@ -38,10 +38,12 @@ struct Probe::Impl {
   // A file can wait for a full output queue, so nothing read from it is dropped; a live
   // capture cannot (the kernel would drop packets instead), so a full queue drops a batch.
   sinks::WhenFull when_full = sinks::WhenFull::drop;
-  std::vector<flow::FlowRecord> pending;
   // Batches come back from the outputs with their capacity: the next publish() writes into
   // memory already mapped (fresh batches were a third of the probe's page faults).
   ipfix::BatchPool batches;
+  // The batch being filled: each flow is encoded as the cache hands it over.
+  std::shared_ptr<ipfix::RecordBatch> filling;
+  std::size_t filling_flows = 0;
   std::int64_t next_expire_ns = 0;
   bool progress_line = false;
   std::chrono::steady_clock::time_point next_progress{};
@@ -53,15 +55,19 @@ struct Probe::Impl {
   std::array<std::atomic<std::uint64_t>, packet::kMalformedCount> malformed{};
 
   void on_flow(const flow::FlowRecord& f) {
-    pending.push_back(f);
-    if (pending.size() >= kFlowsPerBatch) publish();
+    if (!filling) {
+      filling = batches.acquire();
+      encoder->begin(*filling, kFlowsPerBatch);
+    }
+    encoder->add(f);
+    if (++filling_flows >= kFlowsPerBatch) publish();
   }
   void publish() {
-    if (pending.empty()) return;
-    auto records = batches.acquire();
-    encoder->encode(pending, *records);
-    flows_exported += pending.size();
-    pending.clear();
+    if (!filling) return;
+    encoder->finish();
+    auto records = std::move(filling);
+    flows_exported += filling_flows;
+    filling_flows = 0;
     records_published += records->size();
     outputs->publish(std::move(records), when_full);
   }

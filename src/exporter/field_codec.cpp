@@ -50,8 +50,12 @@ void put_zero_field(const FieldSpec& f, DataType type, std::byte* dst) {
   std::memset(dst, 0, f.length);
 }
 
+bool stores_unsigned(const FieldSpec& f, DataType type) {
+  return f.length <= 8 && (is_unsigned(type) || type == DataType::octetArray);
+}
+
 void put_unsigned_field(const FieldSpec& f, DataType type, std::uint64_t v, std::byte* dst) {
-  if (f.length > 8 || !(is_unsigned(type) || type == DataType::octetArray)) {
+  if (!stores_unsigned(f, type)) {
     put_zero_field(f, type, dst);
     return;
   }
@@ -199,8 +203,7 @@ std::optional<TimeValue> time_value(const FieldSpec& f, TimeElement t, std::int6
   using U = TimeElement::Unit;
   switch (t.unit) {
     case U::sys_uptime_ms:
-      return TimeValue{static_cast<std::uint64_t>(
-          std::clamp<std::int64_t>(abs_ms - our_origin_ms, 0, 0xffffffffLL))};
+      return TimeValue{sys_uptime_value(abs_ms, our_origin_ms)};
     case U::seconds:
       return TimeValue{static_cast<std::uint64_t>(std::max<std::int64_t>(abs_ms, 0) / 1000)};
     case U::milliseconds:

@@ -43,6 +43,10 @@ void convert_field(const ipfix::FieldSpec& out_spec, ipfix::DataType type, Bytes
 void put_zero_field(const ipfix::FieldSpec& f, ipfix::DataType type, std::byte* dst);
 void put_unsigned_field(const ipfix::FieldSpec& f, ipfix::DataType type, std::uint64_t v,
                         std::byte* dst);
+// True when put_unsigned_field() stores the number (saturated to f.length bytes): an
+// unsigned, dateTime or octetArray field of at most 8 bytes. Otherwise it writes the zero
+// value. Lets a caller that writes many records decide once per field.
+[[nodiscard]] bool stores_unsigned(const ipfix::FieldSpec& f, ipfix::DataType type);
 
 // Time elements the exporter can derive from one another (flowStart/End in sysUpTime,
 // seconds, milliseconds, microseconds). nullopt for any other element.
@@ -56,6 +60,13 @@ struct TimeElement {
 // sysUpTime values are relative to `uptime_origin_ms`.
 [[nodiscard]] std::optional<std::int64_t> record_time_ms(const ipfix::RecordView& r, bool end,
                                                          std::int64_t uptime_origin_ms);
+
+// A sysUpTime element's value for an absolute time: ms since `origin_ms`, saturated to
+// 0..2^32-1.
+[[nodiscard]] inline std::uint64_t sys_uptime_value(std::int64_t abs_ms, std::int64_t origin_ms) {
+  const std::int64_t v = abs_ms - origin_ms;
+  return static_cast<std::uint64_t>(v < 0 ? 0 : (v > 0xffffffffLL ? 0xffffffffLL : v));
+}
 
 // Writes an absolute time (ms since 1970) as time element `t`; sysUpTime elements relative to
 // `our_origin_ms`, saturated to 0..2^32-1.

@@ -248,21 +248,34 @@ std::vector<ipfix::FieldSpec> for_family(const std::vector<ipfix::FieldSpec>& fi
   return out;
 }
 
-flow::FlowRecord reversed(const flow::FlowRecord& f) {
-  flow::FlowRecord r = f;
-  std::swap(r.key.src_addr, r.key.dst_addr);
-  std::swap(r.key.src_port, r.key.dst_port);
-  std::swap(r.in, r.out);
-  std::swap(r.client_mac, r.server_mac);
-  std::swap(r.client_latency_us, r.server_latency_us);
-  return r;
-}
-
 std::optional<TimeElement> time_of(const ipfix::FieldSpec& f) {
   return time_element(f.enterprise, f.id);
 }
 
 }  // namespace
+
+FlowEncoder::Layout FlowEncoder::layout_of(ipfix::TemplatePtr t) {
+  Layout l;
+  const auto specs = t->fields();
+  const bool fixed = !t->has_variable_length();
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const ipfix::FieldSpec& f = specs[i];
+    Field k{kind_of(f), ipfix::element_type(f.enterprise, f.id), time_of(f)};
+    if (fixed) {
+      k.offset = t->fixed_offset(i);
+      k.length = f.length;
+      k.number = stores_unsigned(f, k.type);
+      k.max = f.length >= 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * f.length)) - 1;
+    }
+    // A zeroed record already holds these fields' value (a boolean's zero is 2, not 0).
+    const bool always_zero =
+        (k.kind == Kind::zero || k.kind == Kind::unsupported) && k.type != ipfix::DataType::boolean;
+    if (!fixed || !always_zero) l.visit.push_back(static_cast<std::uint16_t>(i));
+    l.fields.push_back(k);
+  }
+  l.tmpl = std::move(t);
+  return l;
+}
 
 Expected<FlowEncoder, std::string> FlowEncoder::create(FlowEncoderOptions options) {
   FlowEncoder e;
@@ -271,23 +284,15 @@ Expected<FlowEncoder, std::string> FlowEncoder::create(FlowEncoderOptions option
   auto v4 = ipfix::Template::make(256, for_family(fields, false));
   if (!v4) return unexpected("bad flow template: " + std::string(ipfix::describe(v4.error().code)));
   auto v6_fields = for_family(fields, true);
-  if (v6_fields == std::vector<ipfix::FieldSpec>((*v4)->fields().begin(), (*v4)->fields().end())) {
-    e.v6_ = *v4;
-  } else {
+  ipfix::TemplatePtr v6_template = *v4;
+  if (v6_fields != std::vector<ipfix::FieldSpec>((*v4)->fields().begin(), (*v4)->fields().end())) {
     auto v6 = ipfix::Template::make(257, std::move(v6_fields));
     if (!v6)
       return unexpected("bad flow template: " + std::string(ipfix::describe(v6.error().code)));
-    e.v6_ = *v6;
+    v6_template = *v6;
   }
-  e.v4_ = *v4;
-  auto kinds = [](const ipfix::TemplatePtr& t) {
-    std::vector<Field> out;
-    for (const auto& f : t->fields())
-      out.push_back({kind_of(f), ipfix::element_type(f.enterprise, f.id), time_of(f)});
-    return out;
-  };
-  e.v4_kinds_ = kinds(e.v4_);
-  e.v6_kinds_ = kinds(e.v6_);
+  e.v4_ = layout_of(*v4);
+  e.v6_ = layout_of(std::move(v6_template));
   e.split_ = !has(fields, 0, 23) && !has(fields, 0, 24) && !has(fields, ipfix::kReversePen, 1) &&
              !has(fields, ipfix::kReversePen, 2);
   e.options_ = std::move(options);
@@ -304,50 +309,72 @@ std::vector<std::string> FlowEncoder::unsupported_fields() const {
 
 void FlowEncoder::encode(std::span<const flow::FlowRecord> flows, ipfix::RecordBatch& out) {
   if (flows.empty()) return;
-  // A message's metadata carries the uptime its header would have at export_time, so outputs
-  // that render FIRST/LAST_SWITCHED (22/21) as absolute times get them right.
-  auto message_for = [&](std::int64_t last_ns, std::int64_t origin_ms) {
-    ipfix::MessageMeta meta;
-    meta.protocol = ipfix::Protocol::ipfix;
-    meta.observation_domain = options_.observation_domain;
-    meta.export_time = static_cast<std::uint32_t>(std::max<std::int64_t>(last_ns, 0) / 1000000000);
-    meta.sys_uptime_ms =
-        static_cast<std::uint32_t>(std::int64_t{meta.export_time} * 1000 - origin_ms);
-    return out.add_message(meta);
-  };
+  begin(out, flows.size());
+  for (const auto& f : flows) add(f);
+  finish();
+}
+
+// A message's metadata carries the uptime its header would have at export_time, so outputs
+// that render FIRST/LAST_SWITCHED (22/21) as absolute times get them right.
+ipfix::MessageMeta FlowEncoder::message_meta(std::int64_t last_ns, std::int64_t origin_ms) const {
+  ipfix::MessageMeta meta;
+  meta.protocol = ipfix::Protocol::ipfix;
+  meta.observation_domain = options_.observation_domain;
+  meta.export_time = static_cast<std::uint32_t>(std::max<std::int64_t>(last_ns, 0) / 1000000000);
+  meta.sys_uptime_ms =
+      static_cast<std::uint32_t>(std::int64_t{meta.export_time} * 1000 - origin_ms);
+  return meta;
+}
+
+void FlowEncoder::begin(ipfix::RecordBatch& out, std::size_t expected_flows) {
+  if (open_.out != nullptr) finish();
+  open_ = Open{};
+  open_.out = &out;
+  open_.mark = out.mark();
   // Room for every record at once (the IPv6 layout is the longer): a growing batch was
   // re-copied and re-faulted at each doubling.
-  const std::size_t records = flows.size() * (split_ ? 2 : 1);
-  const ipfix::RecordBatch::Mark now = out.mark();
-  out.reserve(now.data + records * std::max(v4_->min_record_length(), v6_->min_record_length()),
-              now.refs + records);
-  std::int64_t last = 0;
-  for (const auto& f : flows) last = std::max(last, f.last_ns);
-  const std::uint32_t shared = message_for(last, options_.start_time_ms);
-  int v4_index = -1, v6_index = -1;  // the templates' indices in `out`, once added
-  for (const auto& f : flows) {
-    // 22/21 count 32-bit milliseconds from start_time_ms. A flow outside that window — a
-    // capture directory whose files go back in time, or spanning more than 49.7 days —
-    // gets a message of its own whose uptime counts from the flow's own start.
-    const std::int64_t first_ms = f.first_ns / 1000000;
-    const std::int64_t last_ms = f.last_ns / 1000000;
-    const bool fits = first_ms >= options_.start_time_ms &&
-                      last_ms - options_.start_time_ms <= std::int64_t{0xffffffff};
-    const std::int64_t origin = fits ? options_.start_time_ms : first_ms;
-    const std::uint32_t message = fits ? shared : message_for(f.last_ns, origin);
-    const bool v6 = f.key.ip_version == 6;
-    const ipfix::TemplatePtr& t = v6 ? v6_ : v4_;
-    const auto& kinds = v6 ? v6_kinds_ : v4_kinds_;
-    // A family's template enters the batch with its first flow (not before: the batch
-    // must not announce a template it has no record of).
-    int& index = v6 ? v6_index : v4_index;
-    if (index < 0) index = out.use_template(t);
-    const auto ti = static_cast<std::uint16_t>(index);
-    encode_one(f, false, t, kinds, ti, message, origin, out);
-    if (split_ && f.out.packets > 0) {
-      encode_one(reversed(f), true, t, kinds, ti, message, origin, out);
-    }
+  const std::size_t records = expected_flows * (split_ ? 2 : 1);
+  out.reserve(open_.mark.data +
+                  records * std::max(v4_.tmpl->min_record_length(), v6_.tmpl->min_record_length()),
+              open_.mark.refs + records);
+  // The flows' message; finish() sets its export time from the latest flow.
+  open_.shared = out.add_message(message_meta(0, options_.start_time_ms));
+}
+
+void FlowEncoder::add(const flow::FlowRecord& f) {
+  ipfix::RecordBatch& out = *open_.out;
+  ++open_.flows;
+  // 22/21 count 32-bit milliseconds from start_time_ms. A flow outside that window — a
+  // capture directory whose files go back in time, or spanning more than 49.7 days —
+  // gets a message of its own whose uptime counts from the flow's own start.
+  const std::int64_t first_ms = f.first_ns / 1000000;
+  const std::int64_t last_ms = f.last_ns / 1000000;
+  const bool fits = first_ms >= options_.start_time_ms &&
+                    last_ms - options_.start_time_ms <= std::int64_t{0xffffffff};
+  const std::int64_t origin = fits ? options_.start_time_ms : first_ms;
+  open_.last_ns = std::max(open_.last_ns, f.last_ns);
+  const std::uint32_t message =
+      fits ? open_.shared : out.add_message(message_meta(f.last_ns, origin));
+  const bool v6 = f.key.ip_version == 6;
+  const Layout& layout = v6 ? v6_ : v4_;
+  // A family's template enters the batch with its first flow (not before: the batch
+  // must not announce a template it has no record of).
+  int& index = v6 ? open_.v6_index : open_.v4_index;
+  if (index < 0) index = out.use_template(layout.tmpl);
+  const auto ti = static_cast<std::uint16_t>(index);
+  encode_one(f, false, layout, ti, message, origin, out);
+  if (split_ && f.out.packets > 0) encode_one(f, true, layout, ti, message, origin, out);
+}
+
+void FlowEncoder::finish() {
+  if (open_.out == nullptr) return;
+  ipfix::RecordBatch& out = *open_.out;
+  if (open_.flows == 0) {
+    out.rollback(open_.mark);  // no flow: no message either
+  } else {
+    out.messages_from(open_.shared)[0] = message_meta(open_.last_ns, options_.start_time_ms);
   }
+  open_ = Open{};
 }
 
 namespace {
@@ -377,17 +404,23 @@ struct AppendWriter {
 // InPlaceWriter: each field at its fixed offset in a record already sized and zeroed in
 // the batch's storage — the probe's usual case (nProbe's templates have fixed lengths),
 // with no copy of the record and no growth check per field.
+// The per-field decisions (offset, whether a number fits, its bound) were taken once per
+// template (FlowEncoder::Field), so a number is one inline store: the generic calls per
+// field were a quarter of the probe's export cost.
+template <class Field>
 struct InPlaceWriter {
   std::byte* record;
-  const ipfix::Template& t;
+  const std::vector<Field>& kinds;
   std::vector<std::byte>& scratch;  // convert(): the rare field built the general way
-  std::byte* at(std::size_t i) const { return record + t.fixed_offset(i); }
+  std::byte* at(std::size_t i) const { return record + kinds[i].offset; }
   void zero(std::size_t i, const ipfix::FieldSpec& f, ipfix::DataType type) {
     // The record is zeroed already: only a boolean's zero value (false = 2) needs writing.
     if (type == ipfix::DataType::boolean) put_zero_field(f, type, at(i));
   }
   void num(std::size_t i, const ipfix::FieldSpec& f, ipfix::DataType type, std::uint64_t v) {
-    put_unsigned_field(f, type, v, at(i));
+    const Field& k = kinds[i];
+    if (!k.number) return zero(i, f, type);
+    store_uint_n(at(i), std::min(v, k.max), k.length);
   }
   void raw(std::size_t i, const ipfix::FieldSpec& f, Bytes v) {
     // Truncated or NUL-padded, as write_raw_field does (the padding is already zero).
@@ -395,6 +428,9 @@ struct InPlaceWriter {
   }
   void time(std::size_t i, const ipfix::FieldSpec& f, ipfix::DataType type, TimeElement te,
             std::int64_t abs_ms, std::int64_t origin_ms) {
+    if (te.unit == TimeElement::Unit::sys_uptime_ms) {  // FIRST/LAST_SWITCHED: the usual case
+      return num(i, f, type, sys_uptime_value(abs_ms, origin_ms));
+    }
     put_time_field(f, type, te, abs_ms, origin_ms, at(i));
   }
   void convert(std::size_t i, const ipfix::FieldSpec& f, ipfix::DataType type, Bytes v) {
@@ -406,41 +442,44 @@ struct InPlaceWriter {
 
 }  // namespace
 
-void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const ipfix::TemplatePtr& t,
-                             const std::vector<Field>& kinds, std::uint16_t template_index,
-                             std::uint32_t message_index, std::int64_t origin_ms,
-                             ipfix::RecordBatch& out) {
-  if (!t->has_variable_length()) {
+void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const Layout& l,
+                             std::uint16_t template_index, std::uint32_t message_index,
+                             std::int64_t origin_ms, ipfix::RecordBatch& out) {
+  if (!l.tmpl->has_variable_length()) {
     std::vector<std::byte>& data = out.storage();
     const std::size_t offset = data.size();
-    const std::uint16_t length = t->min_record_length();
+    const std::uint16_t length = l.tmpl->min_record_length();
     data.resize(offset + length);
-    InPlaceWriter w{data.data() + offset, *t, scratch_};
-    encode_fields(f, reverse, *t, kinds, origin_ms, w);
+    InPlaceWriter<Field> w{data.data() + offset, l.fields, scratch_};
+    encode_fields(f, reverse, l, origin_ms, w);
     out.add(static_cast<std::uint32_t>(offset), length, template_index, message_index);
     return;
   }
   std::vector<std::byte>& r = scratch_;
   r.clear();
   AppendWriter w{r};
-  encode_fields(f, reverse, *t, kinds, origin_ms, w);
+  encode_fields(f, reverse, l, origin_ms, w);
   if (r.size() > 0xffff) return;  // cannot happen with registry lengths; never a bad record
   const std::uint32_t offset = out.store(r);
   out.add(offset, static_cast<std::uint16_t>(r.size()), template_index, message_index);
 }
 
 template <class Writer>
-void FlowEncoder::encode_fields(const flow::FlowRecord& f, bool reverse, const ipfix::Template& t,
-                                const std::vector<Field>& kinds, std::int64_t origin_ms,
-                                Writer& w) const {
-  const auto fields = t.fields();
+void FlowEncoder::encode_fields(const flow::FlowRecord& f, bool reverse, const Layout& l,
+                                std::int64_t origin_ms, Writer& w) const {
+  const auto fields = l.tmpl->fields();
+  const std::vector<Field>& kinds = l.fields;
+  // The reverse record (a template without OUT_ fields, see the header) is the flow seen
+  // from the server: its key, counters, MACs and latencies swapped, read in place.
+  const flow::DirectionCounters& in = reverse ? f.out : f.in;
+  const flow::DirectionCounters& out = reverse ? f.in : f.out;
   const bool v6 = f.key.ip_version == 6;
   const std::int64_t first_ms = f.first_ns / 1000000;
   const std::int64_t last_ms = f.last_ns / 1000000;
   auto bytes_of = [](const auto& arr, std::size_t n) {
     return Bytes(reinterpret_cast<const std::byte*>(arr.data()), n);
   };
-  for (std::size_t i = 0; i < fields.size(); ++i) {
+  for (const std::size_t i : l.visit) {
     const ipfix::FieldSpec& spec = fields[i];
     const ipfix::DataType type = kinds[i].type;
     auto num = [&](std::uint64_t v) { w.num(i, spec, type, v); };
@@ -454,41 +493,41 @@ void FlowEncoder::encode_fields(const flow::FlowRecord& f, bool reverse, const i
         w.zero(i, spec, type);
         break;
       case Kind::in_bytes:
-        num(f.in.bytes);
+        num(in.bytes);
         break;
       case Kind::in_pkts:
-        num(f.in.packets);
+        num(in.packets);
         break;
       case Kind::out_bytes:
-        num(f.out.bytes);
+        num(out.bytes);
         break;
       case Kind::out_pkts:
-        num(f.out.packets);
+        num(out.packets);
         break;
       case Kind::protocol:
         num(f.key.protocol);
         break;
       case Kind::src_tos:
-        num(f.in.tos);
+        num(in.tos);
         break;
       case Kind::dst_tos:
-        num(f.out.tos);
+        num(out.tos);
         break;
       // Two records per flow: each carries its own direction's flags.
       case Kind::tcp_flags:
-        flags(split_ ? f.in.tcp_flags : f.in.tcp_flags | f.out.tcp_flags);
+        flags(split_ ? in.tcp_flags : in.tcp_flags | out.tcp_flags);
         break;
       case Kind::client_tcp_flags:
-        flags(f.in.tcp_flags);
+        flags(in.tcp_flags);
         break;
       case Kind::server_tcp_flags:
-        flags(f.out.tcp_flags);
+        flags(out.tcp_flags);
         break;
       case Kind::src_port:
-        num(f.key.src_port);
+        num(reverse ? f.key.dst_port : f.key.src_port);
         break;
       case Kind::dst_port:
-        num(f.key.dst_port);
+        num(reverse ? f.key.src_port : f.key.dst_port);
         break;
       case Kind::src_v4:
       case Kind::dst_v4:
@@ -499,7 +538,7 @@ void FlowEncoder::encode_fields(const flow::FlowRecord& f, bool reverse, const i
         if (want_v6 != v6) {
           w.zero(i, spec, type);
         } else {
-          w.raw(i, spec, bytes_of(src ? f.key.src_addr : f.key.dst_addr, v6 ? 16 : 4));
+          w.raw(i, spec, bytes_of(src != reverse ? f.key.src_addr : f.key.dst_addr, v6 ? 16 : 4));
         }
         break;
       }
@@ -535,10 +574,10 @@ void FlowEncoder::encode_fields(const flow::FlowRecord& f, bool reverse, const i
         num(f.max_ttl);
         break;
       case Kind::client_mac:
-        w.raw(i, spec, bytes_of(f.client_mac, 6));
+        w.raw(i, spec, bytes_of(reverse ? f.server_mac : f.client_mac, 6));
         break;
       case Kind::server_mac:
-        w.raw(i, spec, bytes_of(f.server_mac, 6));
+        w.raw(i, spec, bytes_of(reverse ? f.client_mac : f.server_mac, 6));
         break;
       case Kind::vlan:
         num(f.key.vlan);
@@ -553,40 +592,40 @@ void FlowEncoder::encode_fields(const flow::FlowRecord& f, bool reverse, const i
         num(reverse ? 2 : 1);
         break;  // RFC 5103 §6.3
       case Kind::client_latency_ms:
-        num(f.client_latency_us / 1000);
+        num((reverse ? f.server_latency_us : f.client_latency_us) / 1000);
         break;
       case Kind::server_latency_ms:
-        num(f.server_latency_us / 1000);
+        num((reverse ? f.client_latency_us : f.server_latency_us) / 1000);
         break;
       case Kind::retransmitted_in_pkts:
-        num(f.in.retransmitted_packets);
+        num(in.retransmitted_packets);
         break;
       case Kind::retransmitted_out_pkts:
-        num(f.out.retransmitted_packets);
+        num(out.retransmitted_packets);
         break;
       case Kind::retransmitted_in_bytes:
-        num(f.in.retransmitted_bytes);
+        num(in.retransmitted_bytes);
         break;
       case Kind::retransmitted_out_bytes:
-        num(f.out.retransmitted_bytes);
+        num(out.retransmitted_bytes);
         break;
       case Kind::ooorder_in_pkts:
-        num(f.in.out_of_order_packets);
+        num(in.out_of_order_packets);
         break;
       case Kind::ooorder_out_pkts:
-        num(f.out.out_of_order_packets);
+        num(out.out_of_order_packets);
         break;
       case Kind::src_fragments:
-        num(f.in.fragments);
+        num(in.fragments);
         break;
       case Kind::dst_fragments:
-        num(f.out.fragments);
+        num(out.fragments);
         break;
       case Kind::win_max_in:
-        num(f.in.tcp_window_max);
+        num(in.tcp_window_max);
         break;
       case Kind::win_max_out:
-        num(f.out.tcp_window_max);
+        num(out.tcp_window_max);
         break;
       case Kind::l7_proto:
         num(f.l7_app != 0 ? f.l7_app : f.l7_master);

@@ -63,13 +63,21 @@ class FlowEncoder {
   void encode(const flow::FlowRecord& flow, ipfix::RecordBatch& out) {
     encode(std::span<const flow::FlowRecord>(&flow, 1), out);
   }
+  // The same, one flow at a time, for a producer that holds no array of flows (the
+  // probe's flow cache hands each over as it ends, and copying them was a tenth of the
+  // export cost): begin() with the batch and about how many flows will come, add() each,
+  // finish() before anything reads the batch. encode() is exactly begin, add..., finish.
+  // `out` must outlive finish(); a begin() finishes the previous batch.
+  void begin(ipfix::RecordBatch& out, std::size_t expected_flows);
+  void add(const flow::FlowRecord& flow);
+  void finish();
 
   // nProbe names of the listed fields this encoder writes as zero/empty, in list order.
   [[nodiscard]] std::vector<std::string> unsupported_fields() const;
   // True when a flow's two directions become two records (no OUT_ counters in the list).
   [[nodiscard]] bool splits_directions() const { return split_; }
-  [[nodiscard]] const ipfix::TemplatePtr& v4_template() const { return v4_; }
-  [[nodiscard]] const ipfix::TemplatePtr& v6_template() const { return v6_; }
+  [[nodiscard]] const ipfix::TemplatePtr& v4_template() const { return v4_.tmpl; }
+  [[nodiscard]] const ipfix::TemplatePtr& v6_template() const { return v6_.tmpl; }
 
   // What the encoder computes for one field (defined in the .cpp).
   enum class Kind : std::uint8_t;
@@ -80,18 +88,47 @@ class FlowEncoder {
     Kind kind;
     ipfix::DataType type;
     std::optional<TimeElement> time;  // first_time/last_time: the element's unit
+    // Decided once per template, not per record (fixed-length templates only): where the
+    // field sits in a record, whether a number is stored in it (stores_unsigned()), and
+    // the largest value its length holds.
+    std::uint16_t offset = 0;
+    std::uint16_t length = 0;
+    bool number = false;
+    std::uint64_t max = 0;
   };
-  void encode_one(const flow::FlowRecord& f, bool reverse, const ipfix::TemplatePtr& t,
-                  const std::vector<Field>& kinds, std::uint16_t template_index,
-                  std::uint32_t message_index, std::int64_t origin_ms, ipfix::RecordBatch& out);
+  // One address family's template and how each of its fields is computed. `visit`: the
+  // fields encode_fields() writes, in order: all of them, except in a fixed-length
+  // template, where a record starts zeroed and the fields that are always zero are skipped.
+  struct Layout {
+    ipfix::TemplatePtr tmpl;
+    std::vector<Field> fields;
+    std::vector<std::uint16_t> visit;
+  };
+  [[nodiscard]] static Layout layout_of(ipfix::TemplatePtr t);
+  // `reverse`: the flow's server → client record (splits_directions()).
+  void encode_one(const flow::FlowRecord& f, bool reverse, const Layout& l,
+                  std::uint16_t template_index, std::uint32_t message_index, std::int64_t origin_ms,
+                  ipfix::RecordBatch& out);
   // Writes the fields of one record through `w` (the writers are in the .cpp).
   template <class Writer>
-  void encode_fields(const flow::FlowRecord& f, bool reverse, const ipfix::Template& t,
-                     const std::vector<Field>& kinds, std::int64_t origin_ms, Writer& w) const;
+  void encode_fields(const flow::FlowRecord& f, bool reverse, const Layout& l,
+                     std::int64_t origin_ms, Writer& w) const;
+
+  [[nodiscard]] ipfix::MessageMeta message_meta(std::int64_t last_ns, std::int64_t origin_ms) const;
+
+  // The batch between begin() and finish().
+  struct Open {
+    ipfix::RecordBatch* out = nullptr;
+    ipfix::RecordBatch::Mark mark{};  // the batch as begin() found it
+    std::uint32_t shared = 0;         // message of the flows within the uptime window
+    std::int64_t last_ns = 0;         // latest packet of any flow: that message's export time
+    std::size_t flows = 0;
+    int v4_index = -1, v6_index = -1;  // the templates' indices in `out`, once added
+  };
 
   FlowEncoderOptions options_;
-  ipfix::TemplatePtr v4_, v6_;
-  std::vector<Field> v4_kinds_, v6_kinds_;
+  Layout v4_, v6_;
+  Open open_;
   bool split_ = false;
   std::vector<std::byte> scratch_;
 };

@@ -207,6 +207,45 @@ TEST(FlowEncoder, NoOutFieldsMeansTwoRecordsPerFlow) {
   EXPECT_EQ(b2.size(), 1u);
 }
 
+// The server's record is the whole flow seen from the server: MACs, latencies, TCP flags
+// and direction swap with the key and counters, whether the record is written in place
+// (fixed lengths) or field after field (%L7_PROTO_NAME makes the IPFIX layout variable).
+TEST(FlowEncoder, TheServersRecordSwapsEveryDirectionalField) {
+  for (const bool variable : {false, true}) {
+    SCOPED_TRACE(variable ? "variable-length layout" : "fixed layout");
+    std::string list =
+        "%IPV4_SRC_ADDR %IPV4_DST_ADDR %L4_SRC_PORT %L4_DST_PORT %IN_BYTES %IN_PKTS %IN_SRC_MAC "
+        "%IN_DST_MAC %CLIENT_NW_LATENCY_MS %SERVER_NW_LATENCY_MS %TCP_FLAGS %BIFLOW_DIRECTION "
+        "%RETRANSMITTED_IN_PKTS";
+    if (variable) list += " %L7_PROTO_NAME";
+    auto e = encoder(list);
+    ASSERT_TRUE(e.splits_directions());
+    ipfix::RecordBatch b;
+    e.encode(tcp_flow(), b);
+    ASSERT_EQ(b.size(), 2u);
+    const auto fwd = b[0];
+    const auto rev = b[1];
+    EXPECT_EQ(un(fwd, 0, 56), 0x020000000001u);  // IN_SRC_MAC: the client's
+    EXPECT_EQ(un(fwd, 0, 80), 0x020000000002u);
+    EXPECT_EQ(un(rev, 0, 56), 0x020000000002u);  // the server's, in its own record
+    EXPECT_EQ(un(rev, 0, 80), 0x020000000001u);
+    EXPECT_EQ(un(fwd, ipfix::kNtopPen, 123), 1u);   // 1500 µs
+    EXPECT_EQ(un(fwd, ipfix::kNtopPen, 124), 25u);  // 25 000 µs
+    EXPECT_EQ(un(rev, ipfix::kNtopPen, 123), 25u);
+    EXPECT_EQ(un(rev, ipfix::kNtopPen, 124), 1u);
+    EXPECT_EQ(un(fwd, 0, 239), 1u);  // BIFLOW_DIRECTION initiator
+    EXPECT_EQ(un(rev, 0, 239), 2u);  // reverseInitiator
+    EXPECT_EQ(un(rev, 0, 6), 0x12u);
+    EXPECT_EQ(un(rev, 0, 7), 443u);
+    EXPECT_EQ(un(rev, 0, 12), 0x0a000001u);
+    EXPECT_EQ(un(fwd, ipfix::kNtopPen, 109), 2u);  // retransmitted packets, per direction
+    EXPECT_EQ(un(rev, ipfix::kNtopPen, 109), 1u);
+    if (variable) {
+      EXPECT_EQ(str(rev, ipfix::kNtopPen, 119), "TLS.Google");
+    }
+  }
+}
+
 TEST(FlowEncoder, Ipv6FlowsUseTheTwinTemplate) {
   auto e = encoder("%IPV4_SRC_ADDR %IPV4_DST_ADDR %IN_BYTES %OUT_BYTES");
   EXPECT_NE(e.v4_template(), e.v6_template());
