@@ -295,8 +295,9 @@ FlowCache::FlowCache(const FlowCacheConfig& config, ExportFn on_export, L7Classi
   static_assert(sizeof(Entry) + 2 * sizeof(std::uint32_t) <= 256,
                 "flow entry too large for the SPEC §8 memory bound");
   if (config_.max_flows == 0) config_.max_flows = 1;
-  // Indices are 32-bit with kNil reserved.
-  config_.max_flows = std::min<std::uint32_t>(config_.max_flows, kNil - 1);
+  // Indices are 32-bit with kNil reserved, and the bucket count is bit_ceil(max_flows),
+  // which a 32-bit value holds only up to 2^31.
+  config_.max_flows = std::min(config_.max_flows, kMaxFlows);
   // The bucket array starts small and doubles as flows arrive (grow_buckets), so a large
   // -M costs nothing until it is used and memory per active flow stays within the bound.
   const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));

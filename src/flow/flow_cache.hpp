@@ -45,7 +45,7 @@ class L7Classifier;
 struct FlowCacheConfig {
   std::int64_t active_timeout_ns = 120'000'000'000;  // -t, --lifetime-timeout
   std::int64_t idle_timeout_ns = 60'000'000'000;     // -d, --idle-timeout
-  std::uint32_t max_flows = 1'048'576;               // -M, --max-num-flows (at least 1)
+  std::uint32_t max_flows = 1'048'576;               // -M, --max-num-flows (1 .. 2^31)
 };
 
 struct FlowCacheStats {
@@ -113,6 +113,7 @@ class FlowCache {
   static constexpr std::uint32_t kChunkShift = 14;  // 16384 entries per slab chunk
   static constexpr std::size_t kFragmentSlots = 4096;
   static constexpr std::uint32_t kInitialBuckets = 4096;
+  static constexpr std::uint32_t kMaxFlows = std::uint32_t{1} << 31;   // larger max_flows: this
   static constexpr std::int64_t kFragmentLifetimeNs = 30'000'000'000;  // Linux ipfrag_time
   // An ended TCP flow stays this long after its last packet, so that the ACK of the last
   // FIN, up to a round trip later, is counted in it rather than as a flow of its own.

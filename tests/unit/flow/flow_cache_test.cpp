@@ -581,13 +581,24 @@ TEST_F(FlowCacheTest, PerFlowMemoryStaysWithinTheSpecBound) {
   }
   EXPECT_EQ(sparse.active_flows(), 20000U);
   EXPECT_EQ(sparse.stats().flows_created, 20000U);
-  // bytes_in_use = slab chunks + buckets + fragment table; an empty cache has no chunks and
-  // kInitialBuckets buckets, which gives the fragment table's size.
-  const std::size_t fragment_table =
-      make().bytes_in_use() - FlowCache::kInitialBuckets * sizeof(std::uint32_t);
+  // bytes_in_use = slab chunks + buckets (+ the fragment table, made with the first
+  // fragment: none here). An empty cache holds kInitialBuckets buckets and nothing else.
+  EXPECT_EQ(make().bytes_in_use(), FlowCache::kInitialBuckets * sizeof(std::uint32_t));
   const std::size_t slab = 2 * (std::size_t{1} << FlowCache::kChunkShift) * FlowCache::kEntrySize;
-  const std::size_t buckets = sparse.bytes_in_use() - slab - fragment_table;
+  const std::size_t buckets = sparse.bytes_in_use() - slab;
   EXPECT_LE(buckets, 2 * sizeof(std::uint32_t) * 20000) << "bucket array sized for -M, not flows";
+}
+
+// -M above 2^31 (the constructor takes any 32-bit value) is capped there: the bucket count,
+// bit_ceil(max_flows), would not fit 32 bits, and the reservation would fail.
+TEST_F(FlowCacheTest, MaxFlowsAboveTwoToThe31IsCapped) {
+  FlowCacheConfig cfg;
+  cfg.max_flows = 0xfffffff0U;
+  auto huge = make(cfg);
+  EXPECT_EQ(huge.config().max_flows, FlowCache::kMaxFlows);
+  huge.add(udp(a, b), kSec);
+  huge.add(udp(b, a), kSec);
+  EXPECT_EQ(huge.active_flows(), 1U);
 }
 
 TEST_F(FlowCacheTest, ManyFlowsThroughASmallCacheConservePackets) {
