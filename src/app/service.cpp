@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -22,6 +23,7 @@
 #include "app/metrics_server.hpp"
 #include "app/probe.hpp"
 #include "collector/collector.hpp"
+#include "common/file_head.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "exporter/exporter.hpp"
@@ -54,10 +56,9 @@ transport::TlsSettings tls_settings(const Options& o) {
 
 // An IPFIX file (RFC 5655) starts with an IPFIX message header: version 10.
 bool is_ipfix_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  unsigned char head[2] = {};
-  if (!in.read(reinterpret_cast<char*>(head), 2)) return false;
-  return head[0] == 0 && head[1] == 10;
+  std::array<std::byte, 2> head{};
+  return read_file_head(path, head) == head.size() && head[0] == std::byte{0} &&
+         head[1] == std::byte{10};
 }
 
 Expected<void, Error> write_pid_file(const std::string& path) {

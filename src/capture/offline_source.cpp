@@ -33,7 +33,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <span>
@@ -41,6 +40,7 @@
 
 #include "capture/pcap_records.hpp"
 #include "capture/sources.hpp"
+#include "common/file_head.hpp"
 #include "common/log.hpp"
 
 namespace flowsec::capture::detail {
@@ -53,9 +53,8 @@ constexpr std::string_view kComponent = "capture";
 // First four bytes of a pcap (either byte order, micro- or nanosecond) or of a
 // pcapng section header block.
 bool has_capture_magic(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
   std::array<unsigned char, 4> m{};
-  if (!in.read(reinterpret_cast<char*>(m.data()), m.size())) return false;
+  if (read_file_head(path.string(), std::as_writable_bytes(std::span(m))) != m.size()) return false;
   const std::uint32_t be = std::uint32_t{m[0]} << 24 | std::uint32_t{m[1]} << 16 |
                            std::uint32_t{m[2]} << 8 | std::uint32_t{m[3]};
   switch (be) {
