@@ -8,7 +8,7 @@ namespace flowsec::ipfix::detail {
 using enum DataType;
 
 // Sorted by (enterprise, id) for binary search.
-const ElementInfo kElements[] = {
+constinit const ElementInfo kElements[] = {
     {0u, 1u, unsigned64, 4u, 1u, "octetDeltaCount", "IN_BYTES"},
     {0u, 2u, unsigned64, 4u, 2u, "packetDeltaCount", "IN_PKTS"},
     {0u, 3u, unsigned64, 8u, 3u, "deltaFlowCount", ""},
@@ -1151,10 +1151,10 @@ const ElementInfo kElements[] = {
     {35632u, 1036u, unsigned16, 2u, 58508u, "L4_SRV_PORT", "L4_SRV_PORT"},
     {35632u, 1037u, string, 16u, 58509u, "L4_SRV_PORT_MAP", "L4_SRV_PORT_MAP"},
 };
-const std::size_t kElementCount = 1141;
+constinit const std::size_t kElementCount = 1141;
 
 // nProbe field names and aliases, sorted by name, with their element.
-const NameEntry kNprobeNames[] = {
+constinit const NameEntry kNprobeNames[] = {
     {"AAA_NAT_KEY", 35632u, 553u},
     {"ACCOUNT_ID", 35632u, 575u},
     {"APPLICATION_ID", 0u, 95u},
@@ -1526,6 +1526,6 @@ const NameEntry kNprobeNames[] = {
     {"UPSTREAM_SESSION_ID", 35632u, 446u},
     {"UPSTREAM_TUNNEL_ID", 35632u, 106u},
 };
-const std::size_t kNprobeNameCount = 370;
+constinit const std::size_t kNprobeNameCount = 370;
 
 }  // namespace flowsec::ipfix::detail
