@@ -310,7 +310,6 @@ FlowCache::FlowCache(const FlowCacheConfig& config, ExportFn on_export, L7Classi
   std::fill_n(buckets_.get(), nb, kNil);
   bucket_mask_ = nb - 1;
   chunks_.reserve((config_.max_flows >> kChunkShift) + 1);
-  if (l7_ != nullptr) l7_->reserve_slots(config_.max_flows);
 }
 
 FlowCache::~FlowCache() {

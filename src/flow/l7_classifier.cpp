@@ -132,10 +132,10 @@ L7Classifier::~L7Classifier() {
 }
 
 void L7Classifier::reserve_slots(std::uint32_t n) {
-  if (n > slots_.size()) {
-    slots_.resize(n, nullptr);
-    packets_.resize(n, 0);
-  }
+  if (n <= slots_.size()) return;
+  const std::size_t size = std::max<std::size_t>({n, 2 * slots_.size(), 1024});
+  slots_.resize(size, nullptr);
+  packets_.resize(size, 0);
 }
 
 ndpi_flow_struct* L7Classifier::acquire() {
