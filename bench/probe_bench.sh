@@ -9,7 +9,8 @@
 # The trace is build/release/bench/gen_trace's (bench_flow's mix: HTTP, DNS, opaque TCP;
 # CONNECTIONS connections, default 180000 → 1.44 M packets, 128-byte snap length), written to
 # a temporary directory and read once so it sits in the page cache. Each tool runs REPEAT
-# times (wall and CPU time from getrusage) with a UDP sink (socat) on its collector port:
+# times, the three taking turns within each round (wall and CPU time from getrusage), with
+# a UDP sink (socat) on its collector port:
 #   flowsec -i trace.pcap -n udp://127.0.0.1:P --no-l7
 #   flowsec -i trace.pcap -n udp://127.0.0.1:P              (nDPI)
 #   softflowd -r trace.pcap -n 127.0.0.1:P -v 10
@@ -71,11 +72,13 @@ print("%.4f %.4f" % (wall, c))' "$@"
 
 declare -A wall cpu
 bench_file() {  # LABEL FILE FRAMES
-  local label=$1 file=$2 frames=$3 tool r w c ws cs
+  local label=$1 file=$2 frames=$3 tool r w c
   cat "$file" >/dev/null  # into the page cache
-  for tool in flowsec flowsec+nDPI softflowd; do
-    ws=(); cs=()
-    for r in $(seq 1 "$REPEAT"); do
+  # Round-robin: each round runs every tool once, so a machine whose speed drifts over the
+  # minute (shared VMs do, by ±20%) slows all three alike instead of whichever ran last.
+  local -A wl cl
+  for r in $(seq 1 "$REPEAT"); do
+    for tool in flowsec flowsec+nDPI softflowd; do
       case $tool in
         flowsec) read -r w c < <(timed "$work/log" "$FLOWSEC" -i "$file" -n "udp://127.0.0.1:$port" --no-l7) ;;
         flowsec+nDPI) read -r w c < <(timed "$work/log" "$FLOWSEC" -i "$file" -n "udp://127.0.0.1:$port") ;;
@@ -89,10 +92,13 @@ bench_file() {  # LABEL FILE FRAMES
       printf '%-10s %-13s %4s %8s %8s %12s %12s %8s\n' "$label" "$tool" "$r" "$w" "$c" \
         "$(awk -v n="$frames" -v t="$w" 'BEGIN{printf "%.0f", (t > 0 ? n / t : 0)}')" \
         "$(awk -v n="$frames" -v t="$c" 'BEGIN{printf "%.0f", (t > 0 ? n / t : 0)}')" "${flows:-?}"
-      ws+=("$w"); cs+=("$c")
+      wl[$tool]+="$w "
+      cl[$tool]+="$c "
     done
-    wall[$label/$tool]=$(printf '%s\n' "${ws[@]}" | median)
-    cpu[$label/$tool]=$(printf '%s\n' "${cs[@]}" | median)
+  done
+  for tool in flowsec flowsec+nDPI softflowd; do
+    wall[$label/$tool]=$(printf '%s\n' ${wl[$tool]} | median)
+    cpu[$label/$tool]=$(printf '%s\n' ${cl[$tool]} | median)
   done
   awk -v n="$frames" -v l="$label" -v a="${cpu[$label/flowsec]}" -v b="${cpu[$label/flowsec+nDPI]}" \
     -v s="${cpu[$label/softflowd]}" -v wa="${wall[$label/flowsec]}" -v wb="${wall[$label/flowsec+nDPI]}" \
