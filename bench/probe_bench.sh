@@ -17,7 +17,11 @@
 # packets/s = frames in the file / time. Both wall-clock and CPU (user+sys) time are
 # printed: on a shared machine wall time says more about the scheduler than about the
 # program, so the ratios use CPU time (all three are single-threaded readers of the file;
-# flowsec's export runs on a second thread, whose CPU time is included). Then the same on
+# flowsec's export runs on a second thread, whose CPU time is included). Medians, and the
+# best run of each tool: on a VM whose host reclaims freed guest memory, a run that touches
+# memory the host has taken back pays for it (1.4-1.7 ms per MB measured here, against
+# 0.07 when it is still backed), and flowsec's flow table is ~45 MB where softflowd's is
+# 6 MB, so its runs are bimodal (docs/benchmarks.md). Then the same on
 # a few of the shared nDPI captures (small: start-up dominates there), and the flow
 # cache's bytes per flow from bench_flow (flowsec does not print it).
 #
@@ -70,7 +74,7 @@ with open(sys.argv[1], "wb") as log:
 print("%.4f %.4f" % (wall, c))' "$@"
 }
 
-declare -A wall cpu
+declare -A wall cpu best
 bench_file() {  # LABEL FILE FRAMES
   local label=$1 file=$2 frames=$3 tool r w c
   cat "$file" >/dev/null  # into the page cache
@@ -99,14 +103,18 @@ bench_file() {  # LABEL FILE FRAMES
   for tool in flowsec flowsec+nDPI softflowd; do
     wall[$label/$tool]=$(printf '%s\n' ${wl[$tool]} | median)
     cpu[$label/$tool]=$(printf '%s\n' ${cl[$tool]} | median)
+    best[$label/$tool]=$(printf '%s\n' ${cl[$tool]} | sort -g | head -1)
   done
   awk -v n="$frames" -v l="$label" -v a="${cpu[$label/flowsec]}" -v b="${cpu[$label/flowsec+nDPI]}" \
     -v s="${cpu[$label/softflowd]}" -v wa="${wall[$label/flowsec]}" -v wb="${wall[$label/flowsec+nDPI]}" \
-    -v wsf="${wall[$label/softflowd]}" 'function r(x) {return x > 0 ? n / x : 0} BEGIN{
+    -v wsf="${wall[$label/softflowd]}" -v ba="${best[$label/flowsec]}" -v bb="${best[$label/flowsec+nDPI]}" \
+    -v bs="${best[$label/softflowd]}" 'function r(x) {return x > 0 ? n / x : 0} BEGIN{
     printf "%s medians, packets/s by CPU time (wall): flowsec %.2f M (%.2f M), with nDPI %.2f M (%.2f M), softflowd %.2f M (%.2f M)\n",
       l, r(a)/1e6, r(wa)/1e6, r(b)/1e6, r(wb)/1e6, r(s)/1e6, r(wsf)/1e6
     if (a > 0 && s > 0) printf "%s flowsec / softflowd: %.2f× by CPU time (%.2f× wall); with nDPI %.2f× (%.2f× wall)\n",
-      l, s/a, (wa > 0 ? wsf/wa : 0), s/b, (wb > 0 ? wsf/wb : 0) }'
+      l, s/a, (wa > 0 ? wsf/wa : 0), s/b, (wb > 0 ? wsf/wb : 0)
+    if (ba > 0 && bs > 0) printf "%s best runs by CPU time: flowsec %.2f M, with nDPI %.2f M, softflowd %.2f M; flowsec / softflowd %.2f×\n",
+      l, r(ba)/1e6, r(bb)/1e6, r(bs)/1e6, bs/ba }'
 }
 
 echo "# probe_bench $(date -u +%FT%TZ)  nproc=$(nproc)  cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
