@@ -43,7 +43,6 @@ struct Probe::Impl {
   ipfix::BatchPool batches;
   // The batch being filled: each flow is encoded as the cache hands it over.
   std::shared_ptr<ipfix::RecordBatch> filling;
-  std::size_t filling_flows = 0;
   std::int64_t next_expire_ns = 0;
   bool progress_line = false;
   std::chrono::steady_clock::time_point next_progress{};
@@ -60,14 +59,13 @@ struct Probe::Impl {
       encoder->begin(*filling, kFlowsPerBatch);
     }
     encoder->add(f);
-    if (++filling_flows >= kFlowsPerBatch) publish();
+    if (encoder->open_flows() >= kFlowsPerBatch) publish();
   }
   void publish() {
     if (!filling) return;
+    flows_exported += encoder->open_flows();
     encoder->finish();
     auto records = std::move(filling);
-    flows_exported += filling_flows;
-    filling_flows = 0;
     records_published += records->size();
     outputs->publish(std::move(records), when_full);
   }

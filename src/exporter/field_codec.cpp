@@ -36,10 +36,6 @@ void write_prefix(std::size_t n, std::vector<std::byte>& out) {
   }
 }
 
-std::uint64_t max_for(std::size_t len) {
-  return len >= 8 ? std::numeric_limits<std::uint64_t>::max() : (std::uint64_t{1} << (8 * len)) - 1;
-}
-
 }  // namespace
 
 void put_zero_field(const FieldSpec& f, DataType type, std::byte* dst) {
@@ -48,6 +44,11 @@ void put_zero_field(const FieldSpec& f, DataType type, std::byte* dst) {
     return;
   }
   std::memset(dst, 0, f.length);
+}
+
+std::uint64_t max_unsigned(std::size_t length) {
+  return length >= 8 ? std::numeric_limits<std::uint64_t>::max()
+                     : (std::uint64_t{1} << (8 * length)) - 1;
 }
 
 bool stores_unsigned(const FieldSpec& f, DataType type) {
@@ -59,7 +60,7 @@ void put_unsigned_field(const FieldSpec& f, DataType type, std::uint64_t v, std:
     put_zero_field(f, type, dst);
     return;
   }
-  store_uint_n(dst, std::min(v, max_for(f.length)), f.length);
+  store_uint_n(dst, std::min(v, max_unsigned(f.length)), f.length);
 }
 
 void write_zero_field(const FieldSpec& f, DataType type, std::vector<std::byte>& out) {
@@ -116,7 +117,7 @@ void convert_field(const FieldSpec& out_spec, DataType type, Bytes in,
       const std::int64_t hi = (std::int64_t{1} << (bits - 1)) - 1;
       v = std::clamp(v, -hi - 1, hi);
     }
-    ByteWriter(out).uint_n(static_cast<std::uint64_t>(v) & max_for(out_spec.length),
+    ByteWriter(out).uint_n(static_cast<std::uint64_t>(v) & max_unsigned(out_spec.length),
                            out_spec.length);
     return;
   }

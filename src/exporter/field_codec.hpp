@@ -47,6 +47,8 @@ void put_unsigned_field(const ipfix::FieldSpec& f, ipfix::DataType type, std::ui
 // unsigned, dateTime or octetArray field of at most 8 bytes. Otherwise it writes the zero
 // value. Lets a caller that writes many records decide once per field.
 [[nodiscard]] bool stores_unsigned(const ipfix::FieldSpec& f, ipfix::DataType type);
+// The largest unsigned value `length` bytes hold: what a number saturates to.
+[[nodiscard]] std::uint64_t max_unsigned(std::size_t length);
 
 // Time elements the exporter can derive from one another (flowStart/End in sysUpTime,
 // seconds, milliseconds, microseconds). nullopt for any other element.

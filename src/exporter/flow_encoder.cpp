@@ -263,9 +263,8 @@ FlowEncoder::Layout FlowEncoder::layout_of(ipfix::TemplatePtr t) {
     Field k{kind_of(f), ipfix::element_type(f.enterprise, f.id), time_of(f)};
     if (fixed) {
       k.offset = t->fixed_offset(i);
-      k.length = f.length;
       k.number = stores_unsigned(f, k.type);
-      k.max = f.length >= 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * f.length)) - 1;
+      k.max = max_unsigned(f.length);
     }
     // A zeroed record already holds these fields' value (a boolean's zero is 2, not 0).
     const bool always_zero =
@@ -420,7 +419,7 @@ struct InPlaceWriter {
   void num(std::size_t i, const ipfix::FieldSpec& f, ipfix::DataType type, std::uint64_t v) {
     const Field& k = kinds[i];
     if (!k.number) return zero(i, f, type);
-    store_uint_n(at(i), std::min(v, k.max), k.length);
+    store_uint_n(at(i), std::min(v, k.max), f.length);
   }
   void raw(std::size_t i, const ipfix::FieldSpec& f, Bytes v) {
     // Truncated or NUL-padded, as write_raw_field does (the padding is already zero).

@@ -71,6 +71,8 @@ class FlowEncoder {
   void begin(ipfix::RecordBatch& out, std::size_t expected_flows);
   void add(const flow::FlowRecord& flow);
   void finish();
+  // Flows add()ed since begin(); 0 when no batch is open.
+  [[nodiscard]] std::size_t open_flows() const { return open_.flows; }
 
   // nProbe names of the listed fields this encoder writes as zero/empty, in list order.
   [[nodiscard]] std::vector<std::string> unsupported_fields() const;
@@ -90,9 +92,8 @@ class FlowEncoder {
     std::optional<TimeElement> time;  // first_time/last_time: the element's unit
     // Decided once per template, not per record (fixed-length templates only): where the
     // field sits in a record, whether a number is stored in it (stores_unsigned()), and
-    // the largest value its length holds.
+    // the largest value its length holds (max_unsigned()).
     std::uint16_t offset = 0;
-    std::uint16_t length = 0;
     bool number = false;
     std::uint64_t max = 0;
   };

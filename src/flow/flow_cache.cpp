@@ -518,7 +518,6 @@ void FlowCache::finish_record(std::uint32_t idx, EndReason reason) {
     e.rec.l7_master = r.master;
     e.rec.l7_app = r.app;
     e.rec.l7_confidence = r.confidence;
-    e.state |= kL7Done;
   }
 }
 
