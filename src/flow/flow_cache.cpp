@@ -180,8 +180,7 @@ FlowKey reversed(const FlowKey& k) {
   return r;
 }
 
-// A per-process random seed, so that nobody can precompute keys that fall into one
-// bucket chain and turn every lookup into a list walk (hash flooding).
+// A per-process random seed (see FlowCache::seed_).
 std::uint64_t hash_seed() {
   static const std::uint64_t seed = [] {
     std::random_device rd;
@@ -207,14 +206,14 @@ inline bool same16(const std::array<std::uint8_t, 16>& a, const std::array<std::
 // only has to be total and the same for both directions: (hi, lo) word pairs will do.
 // Takes the key's parts as words, so that it can run on a packet's fields before (and
 // without waiting for) the FlowKey's bytes to be stored.
-inline std::uint32_t flow_hash(Words s, Words d, std::uint16_t sp, std::uint16_t dp,
-                               std::uint64_t vlan_version_protocol) {
+inline std::uint32_t flow_hash(std::uint64_t seed, Words s, Words d, std::uint16_t sp,
+                               std::uint16_t dp, std::uint64_t vlan_version_protocol) {
   const bool swap = s.hi != d.hi ? s.hi > d.hi : (s.lo != d.lo ? s.lo > d.lo : sp > dp);
   const Words a = swap ? d : s;
   const Words b = swap ? s : d;
   const std::uint16_t pa = swap ? dp : sp;
   const std::uint16_t pb = swap ? sp : dp;
-  std::uint64_t h = 0x9ae16a3b2f90404fULL ^ hash_seed();
+  std::uint64_t h = 0x9ae16a3b2f90404fULL ^ seed;
   h = mix(h, a.hi);
   h = mix(h, a.lo);
   h = mix(h, b.hi);
@@ -281,6 +280,8 @@ void track_sequence(TcpDir& t, bool& initialised, DirectionCounters& c, std::uin
 
 FlowCache::FlowCache(const FlowCacheConfig& config, ExportFn on_export, L7Classifier* l7)
     : config_(config),
+      seed_(hash_seed()),
+      lookups_(std::make_unique<Lookup[]>(kLookupRun)),
       on_export_(std::move(on_export)),
       l7_(l7),
       free_head_(kNil),
@@ -532,8 +533,8 @@ void FlowCache::mark_ended(std::uint32_t idx) {
 // ---- fragments ----
 
 namespace {
-std::size_t fragment_slot(const packet::PacketView& v) {
-  std::uint64_t h = 0x2545f4914f6cdd1dULL ^ hash_seed();
+std::size_t fragment_slot(std::uint64_t seed, const packet::PacketView& v) {
+  std::uint64_t h = 0x2545f4914f6cdd1dULL ^ seed;
   h = mix(h, load64(v.src_addr.data()) ^ load64(v.src_addr.data() + 8));
   h = mix(h, load64(v.dst_addr.data()) ^ load64(v.dst_addr.data() + 8));
   h = mix(h, (std::uint64_t{v.fragment_id} << 8) | v.protocol);
@@ -545,7 +546,7 @@ void FlowCache::remember_fragment(std::uint32_t idx, const packet::PacketView& v
   // Made with the first fragment: most traffic has none, and its 48 fresh pages were a
   // tenth of the probe's start-up page faults.
   if (!fragments_) fragments_ = std::make_unique<FragmentSlot[]>(kFragmentSlots);
-  FragmentSlot& s = fragments_[fragment_slot(v)];
+  FragmentSlot& s = fragments_[fragment_slot(seed_, v)];
   s.src = v.src_addr;
   s.dst = v.dst_addr;
   s.ts = ts;
@@ -558,7 +559,7 @@ void FlowCache::remember_fragment(std::uint32_t idx, const packet::PacketView& v
 std::uint32_t FlowCache::match_fragment(const packet::PacketView& v, std::int64_t ts,
                                         bool& reverse) {
   if (!fragments_) return kNil;  // no first fragment seen yet
-  const FragmentSlot& s = fragments_[fragment_slot(v)];
+  const FragmentSlot& s = fragments_[fragment_slot(seed_, v)];
   if (s.flow == kNil || s.id != v.fragment_id || s.protocol != v.protocol ||
       s.ip_version != v.ip_version || s.src != v.src_addr || s.dst != v.dst_addr ||
       ts - s.ts >= kFragmentLifetimeNs || ts < s.ts) {
@@ -584,7 +585,7 @@ std::uint32_t FlowCache::match_fragment(const packet::PacketView& v, std::int64_
 // The packet's key in its own direction and its hash. Non-first fragments carry no
 // ports: their key has ports 0 (see the header). The address words are loaded once and
 // serve both the hash and the key's stores.
-inline FlowCache::Lookup FlowCache::lookup_of(const packet::PacketView& v) {
+inline FlowCache::Lookup FlowCache::lookup_of(const packet::PacketView& v) const {
   const bool with_ports = v.has_l4 && !(v.is_fragment && v.fragment_offset != 0);
   const Words s = words(v.src_addr), d = words(v.dst_addr);
   const std::uint16_t sp = with_ports ? v.src_port : 0;
@@ -598,8 +599,9 @@ inline FlowCache::Lookup FlowCache::lookup_of(const packet::PacketView& v) {
   lk.key.vlan = vlan;
   lk.key.ip_version = v.ip_version;
   lk.key.protocol = v.protocol;
-  lk.hash = flow_hash(
-      s, d, sp, dp, (std::uint64_t{vlan} << 16) | (std::uint64_t{v.ip_version} << 8) | v.protocol);
+  lk.hash =
+      flow_hash(seed_, s, d, sp, dp,
+                (std::uint64_t{vlan} << 16) | (std::uint64_t{v.ip_version} << 8) | v.protocol);
   return lk;
 }
 
@@ -612,8 +614,8 @@ void FlowCache::add_batch(std::span<const Packet> packets) {
   // Two prefetch stages: the bucket head kAhead packets ahead, and the entry it points
   // to kAhead/2 packets ahead (by then the bucket line has arrived).
   constexpr std::size_t kAhead = 16;
-  constexpr std::size_t kMaxRun = 256;
-  std::array<Lookup, kMaxRun> lookups;
+  constexpr std::size_t kMaxRun = kLookupRun;
+  Lookup* const lookups = lookups_.get();
   for (std::size_t base = 0; base < packets.size(); base += kMaxRun) {
     const std::size_t n = std::min(kMaxRun, packets.size() - base);
     const Packet* run = packets.data() + base;

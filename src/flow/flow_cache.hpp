@@ -129,7 +129,7 @@ class FlowCache {
   Entry& entry(std::uint32_t idx);
   void add_one(const packet::PacketView& v, std::span<const std::byte> frame, std::int64_t ts,
                const Lookup* precomputed);
-  [[nodiscard]] static Lookup lookup_of(const packet::PacketView& v);
+  [[nodiscard]] Lookup lookup_of(const packet::PacketView& v) const;
 
   std::uint32_t find(const Lookup& lk, bool& reverse);
   std::uint32_t create(const Lookup& lk, const packet::PacketView& v, std::int64_t ts,
@@ -157,6 +157,12 @@ class FlowCache {
   std::uint32_t match_fragment(const packet::PacketView& v, std::int64_t ts, bool& reverse);
 
   FlowCacheConfig config_;
+  // Per-process random hash seed, so that nobody can precompute keys that fall into one
+  // bucket chain and turn every lookup into a list walk (hash flooding).
+  std::uint64_t seed_;
+  // add_batch()'s keys and hashes for one run of packets, computed before the lookups.
+  static constexpr std::size_t kLookupRun = 256;
+  std::unique_ptr<Lookup[]> lookups_;
   ExportFn on_export_;
   L7Classifier* l7_;
   FlowCacheStats stats_;
