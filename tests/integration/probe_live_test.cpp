@@ -11,6 +11,10 @@
 // plen); every frame of that capture is IP, so nothing sent is legitimately uncounted.
 // Needs root, iproute2, tcpreplay and tshark; skips with a printed reason otherwise.
 // PEERS.md: replaying onto lo delivers nothing; veth MTU 65000.
+//
+// Also here, for the namespace: UDP export where the kernel refuses segmentation offload
+// (namespace B's loopback MTU below the message size), so the sender's fallback to one
+// datagram per message runs (transport/detail/udp.cpp).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -19,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "support/pcap_writer.hpp"
 #include "support/probe_process.hpp"
 
 namespace flowsec::test::probe {
@@ -140,6 +145,50 @@ TEST_F(ProbeLive, ExportedPacketsEqualWhatTcpreplaySent) {
   ASSERT_TRUE(said.has_value()) << slurp_file(probe_log);
   EXPECT_EQ(said->packets, sent);
   EXPECT_EQ(said->bytes, truth.all.bytes);
+}
+
+// The exporter sends runs of equal-sized messages with UDP_SEGMENT. With B's loopback MTU
+// at 1280 and the probe's 1388-byte messages the kernel refuses that (EINVAL: a segment
+// larger than the MTU); the sender must say so, send each message as its own datagram
+// (IP-fragmented, as any datagram above the MTU) and lose nothing.
+TEST_F(ProbeLive, UdpExportWhereSegmentationIsRefusedLosesNothing) {
+  const auto mtu = run_shell("ip -n " + ns_b_ + " link set lo mtu 1280");
+  ASSERT_TRUE(mtu.ok()) << mtu.out;
+  constexpr std::uint32_t kFlows = 2000;  // one UDP packet each: ~70 messages of one size
+  const std::string pcap = tmp_ / "flows.pcap";
+  {
+    PcapWriter w(pcap);
+    const std::vector<std::byte> payload(100, std::byte{0x5a});
+    for (std::uint32_t i = 0; i < kFlows; ++i) {
+      w.write_udp(payload, static_cast<std::uint16_t>(10000 + i));
+    }
+  }
+  const std::uint16_t port = 2055;
+  const std::string dir = tmp_.subdir("collected-mtu");
+  const std::string collector_log = tmp_ / "collector-mtu.log";
+  const std::string probe_log = tmp_ / "probe-mtu.log";
+  collector_ = std::make_unique<ChildProcess>(
+      in_b({flowsec_binary(), "-i", "none", "-n", "none", "-3",
+            "udp://127.0.0.1:" + std::to_string(port), "-P", dir, "-D", "j"}),
+      "", collector_log);
+  ASSERT_TRUE(wait_bound(*collector_, true, port, 30s)) << slurp_file(collector_log);
+  probe_ =
+      std::make_unique<ChildProcess>(in_b({flowsec_binary(), "-i", pcap, "-n",
+                                           "udp://127.0.0.1:" + std::to_string(port), "--no-l7"}),
+                                     "", probe_log);
+  ASSERT_TRUE(wait_for([&] { return !probe_->running(); }, 60s)) << slurp_file(probe_log);
+  EXPECT_EQ(probe_->exit_code(), 0) << probe_->exit_description() << "\n" << slurp_file(probe_log);
+  const std::string said = slurp_file(probe_log);
+  EXPECT_NE(said.find("UDP segmentation offload refused"), std::string::npos) << said;
+  std::this_thread::sleep_for(300ms);  // the collector's 100 ms flush
+  EXPECT_TRUE(collector_->stop(SIGTERM, 10s));
+  EXPECT_EQ(collector_->exit_code(), 0)
+      << collector_->exit_description() << slurp_file(collector_log);
+
+  const Totals got = json_totals(dir);
+  EXPECT_EQ(got.records, kFlows) << said;
+  EXPECT_EQ(got.packets, kFlows);
+  EXPECT_EQ(got.bytes, kFlows * (20 + 8 + 100));
 }
 
 }  // namespace

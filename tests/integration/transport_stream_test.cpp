@@ -553,6 +553,46 @@ TEST(UdpTransport, OneDatagramPerMessageOneSessionPerExporter) {
   EXPECT_EQ(rec.sessions.begin()->second.close_reason, "listener closed");
 }
 
+// Runs of messages of one size leave as UDP segmentation offload sends (udp.cpp). The
+// collector must still see one datagram per message, whole and in order: a run cut by a
+// shorter message, by a longer one, by the 64-segment limit and by the 65507-byte limit
+// of one send, single messages between runs, and a burst larger than one sendmmsg(2).
+TEST(UdpTransport, RunsOfOneSizeStillArriveAsOneDatagramPerMessage) {
+  asio::io_context io;
+  Recorder rec;
+  auto listener = make_listener(io, ep(Scheme::udp, "127.0.0.1", 0), ListenerOptions{}, rec);
+  ASSERT_TRUE(listener) << listener.error();
+  auto sender =
+      make_sender(io, ep(Scheme::udp, "127.0.0.1", (*listener)->local_port()), SenderOptions{});
+  ASSERT_TRUE(sender) << sender.error();
+  std::vector<Message> sent;
+  auto run = [&](std::size_t count, std::size_t payload) {
+    for (std::size_t i = 0; i < count; ++i) {
+      sent.push_back(numbered(static_cast<std::uint32_t>(sent.size()), payload));
+    }
+  };
+  run(100, 1372);  // 1388-byte messages, as the probe's default template fills them
+  run(1, 600);     // a shorter one ends a run
+  run(70, 1372);
+  run(3, 1384);  // a longer one starts a new run
+  run(1, 10);
+  run(1, 1372);  // alone between two sizes
+  run(1, 20);
+  run(130, 1984);  // 33 of 2000 bytes fill one send's 65507 bytes
+  run(200, 84);    // 100-byte messages: 64 per send at most
+  for (const auto& m : sent) (*sender)->send(m);
+  ASSERT_TRUE(run_until(io, [&] { return (*listener)->stats().datagrams == sent.size(); }))
+      << (*listener)->stats().datagrams << " datagrams of " << sent.size();
+  run_for(io, 20ms);  // nothing more arrives: a message cut in two would show here
+  EXPECT_EQ((*listener)->stats().datagrams, sent.size());
+  EXPECT_EQ((*sender)->stats().messages_sent, sent.size());
+  EXPECT_EQ((*sender)->stats().messages_dropped, 0u);
+  ASSERT_EQ(rec.opened(), 1u);
+  const auto& chunks = rec.sessions.begin()->second.chunks;
+  ASSERT_EQ(chunks.size(), sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) ASSERT_EQ(chunks[i], sent[i]) << "message " << i;
+}
+
 TEST(UdpTransport, AllAddressesMeansDualStack) {
   asio::io_context io;
   Recorder rec;

@@ -2,8 +2,14 @@
 //
 // Sender: one connected UDP socket (the host is resolved once, at creation), one
 // message per datagram (SPEC §3), sent in batches with sendmmsg(2) when the socket
-// is writable. Messages wait in the bounded queue of SPEC §4 (oldest dropped,
-// counted and logged rate-limited).
+// is writable. A run of messages of one size (what a fixed-length template fills) goes
+// out as one UDP segmentation offload send (UDP_SEGMENT, Linux 4.18): the kernel cuts it
+// into exactly those datagrams, one per message, at about a third of the CPU per datagram
+// (docs/benchmarks.md). Where the kernel or the route refuses it (EMSGSIZE: a message
+// longer than the path MTU; EINVAL, EIO: old kernel, no checksum offload, IPsec), the
+// sender sends one datagram per message from then on, fragmented by IP where needed.
+// Messages wait in the bounded queue of SPEC §4 (oldest dropped, counted and logged
+// rate-limited).
 //
 // Listener: one socket, dual-stack [::] when no host is given (IPV6_V6ONLY off,
 // 0.0.0.0 where IPv6 is missing), a large receive buffer (SO_RCVBUFFORCE, else
@@ -14,6 +20,7 @@
 // state per exporter (RFC 7011 §8.4): opened at its first datagram, closed after
 // idle_timeout without datagrams, at most max_sessions at once.
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -46,6 +53,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kComponent = "transport";
 constexpr std::size_t kSendBatch = 64;              // messages per sendmmsg(2)
+constexpr std::size_t kMaxSegments = 64;            // datagrams per UDP_SEGMENT send (kernel)
 constexpr std::size_t kRecvBatch = 32;              // datagrams per recvmmsg(2)
 constexpr std::size_t kRecvSlot = 65536;            // > largest UDP payload (65507)
 constexpr int kRecvRoundsPerWake = 16;              // then yield to other handlers
@@ -54,6 +62,11 @@ constexpr int kUdpMaxPayload = 65507;
 
 // ---------------------------------------------------------------------------------------
 // Sender
+
+// Room for one UDP_SEGMENT control message (the segment size).
+struct SegmentControl {
+  alignas(cmsghdr) unsigned char bytes[CMSG_SPACE(sizeof(std::uint16_t))];
+};
 
 class UdpSenderCore : public std::enable_shared_from_this<UdpSenderCore> {
  public:
@@ -147,27 +160,50 @@ class UdpSenderCore : public std::enable_shared_from_this<UdpSenderCore> {
                        });
   }
 
-  // Sends as much of the queue as the socket takes now, kSendBatch datagrams per call.
+  // Sends as much of the queue as the socket takes now, kSendBatch messages per call.
   void flush() {
     std::array<mmsghdr, kSendBatch> msgs{};
     std::array<iovec, kSendBatch> iov{};
+    std::array<SegmentControl, kSendBatch> control{};
+    std::array<std::size_t, kSendBatch> messages_in{};  // messages in each msghdr
     while (!queue_.empty()) {
       const std::size_t n = std::min(queue_.size(), kSendBatch);
-      for (std::size_t i = 0; i < n; ++i) {
-        auto& data = queue_.at(i).data;
-        iov[i].iov_base = const_cast<std::byte*>(data.data());
-        iov[i].iov_len = data.size();
-        msgs[i] = mmsghdr{};
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
+      std::size_t headers = 0;
+      for (std::size_t i = 0; i < n;) {
+        const std::size_t k = segmentation_ ? same_size_run(i, n) : 1;
+        for (std::size_t j = i; j < i + k; ++j) {
+          auto& data = queue_.at(j).data;
+          iov[j].iov_base = const_cast<std::byte*>(data.data());
+          iov[j].iov_len = data.size();
+        }
+        mmsghdr& m = msgs[headers];
+        m = mmsghdr{};
+        m.msg_hdr.msg_iov = &iov[i];
+        m.msg_hdr.msg_iovlen = k;
+        if (k > 1) {
+          // Every datagram but the last is exactly the segment size (udp(7)).
+          SegmentControl& c = control[headers];
+          m.msg_hdr.msg_control = c.bytes;
+          m.msg_hdr.msg_controllen = sizeof c.bytes;
+          cmsghdr* cm = CMSG_FIRSTHDR(&m.msg_hdr);
+          cm->cmsg_level = SOL_UDP;
+          cm->cmsg_type = UDP_SEGMENT;
+          cm->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+          const auto segment = static_cast<std::uint16_t>(iov[i].iov_len);
+          std::memcpy(CMSG_DATA(cm), &segment, sizeof segment);
+        }
+        messages_in[headers++] = k;
+        i += k;
       }
-      const int sent =
-          ::sendmmsg(socket_.native_handle(), msgs.data(), static_cast<unsigned>(n), MSG_DONTWAIT);
+      const int sent = ::sendmmsg(socket_.native_handle(), msgs.data(),
+                                  static_cast<unsigned>(headers), MSG_DONTWAIT);
       if (sent > 0) {
-        for (int i = 0; i < sent; ++i) {
-          const auto m = queue_.take_front();
-          ++stats_.messages_sent;
-          stats_.bytes_sent += m.data.size();
+        for (int h = 0; h < sent; ++h) {
+          for (std::size_t j = 0; j < messages_in[h]; ++j) {
+            const auto m = queue_.take_front();
+            ++stats_.messages_sent;
+            stats_.bytes_sent += m.data.size();
+          }
         }
         refused_retries_ = 0;
         continue;
@@ -175,6 +211,17 @@ class UdpSenderCore : public std::enable_shared_from_this<UdpSenderCore> {
       const int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) break;
       if (err == EINTR) continue;
+      if (messages_in[0] > 1 &&
+          (err == EMSGSIZE || err == EINVAL || err == EIO || err == ENOPROTOOPT)) {
+        // Segmentation refused (a segment above the path MTU, old kernel, no checksum
+        // offload, IPsec): nothing of this call was sent; the same messages go again, one
+        // datagram each.
+        segmentation_ = false;
+        log::info(kComponent, "export to " + endpoint_.text +
+                                  ": UDP segmentation offload refused (" + errno_text(err) +
+                                  "); sending each datagram on its own from now on");
+        continue;
+      }
       if (err == ECONNREFUSED && refused_retries_ == 0) {
         // An ICMP port unreachable for an earlier datagram is reported on this send and
         // the datagram was not sent; the error is consumed, so try it once more.
@@ -192,6 +239,25 @@ class UdpSenderCore : public std::enable_shared_from_this<UdpSenderCore> {
     }
     check_shutdown();
     pump();
+  }
+
+  // How many queued messages from `first` (before `end`) one segmentation send can carry:
+  // a run of one size, which a single shorter message may end, at most kMaxSegments and
+  // kUdpMaxPayload bytes in all.
+  std::size_t same_size_run(std::size_t first, std::size_t end) const {
+    const std::size_t size = queue_.at(first).data.size();
+    std::size_t k = 1;
+    std::size_t total = size;
+    while (first + k < end && k < kMaxSegments) {
+      const std::size_t next = queue_.at(first + k).data.size();
+      if (next > size || next == 0 || total + next > static_cast<std::size_t>(kUdpMaxPayload)) {
+        break;
+      }
+      total += next;
+      ++k;
+      if (next < size) break;
+    }
+    return k;
   }
 
   void note_error(const std::string& what) {
@@ -223,6 +289,7 @@ class UdpSenderCore : public std::enable_shared_from_this<UdpSenderCore> {
   DropReporter drops_;
   log::RateLimiter error_log_{5, std::chrono::seconds(10)};
   int refused_retries_ = 0;
+  bool segmentation_ = true;  // UDP_SEGMENT until the kernel refuses it
   bool waiting_ = false;
   bool shutting_down_ = false;
   bool closed_ = false;
