@@ -614,10 +614,9 @@ void FlowCache::add_batch(std::span<const Packet> packets) {
   // Two prefetch stages: the bucket head kAhead packets ahead, and the entry it points
   // to kAhead/2 packets ahead (by then the bucket line has arrived).
   constexpr std::size_t kAhead = 16;
-  constexpr std::size_t kMaxRun = kLookupRun;
   Lookup* const lookups = lookups_.get();
-  for (std::size_t base = 0; base < packets.size(); base += kMaxRun) {
-    const std::size_t n = std::min(kMaxRun, packets.size() - base);
+  for (std::size_t base = 0; base < packets.size(); base += kLookupRun) {
+    const std::size_t n = std::min(kLookupRun, packets.size() - base);
     const Packet* run = packets.data() + base;
     for (std::size_t i = 0; i < n; ++i) {
       if (run[i].view->is_ip()) lookups[i] = lookup_of(*run[i].view);

@@ -85,6 +85,16 @@ class ProbeLive : public ::testing::Test {
     return full;
   }
 
+  // A flowsec collector in namespace B: UDP on `port`, JSON lines under `dir`. True once
+  // it listens.
+  bool start_collector(std::uint16_t port, const std::string& dir, const std::string& log) {
+    collector_ = std::make_unique<ChildProcess>(
+        in_b({flowsec_binary(), "-i", "none", "-n", "none", "-3",
+              "udp://127.0.0.1:" + std::to_string(port), "-P", dir, "-D", "j"}),
+        "", log);
+    return wait_bound(*collector_, true, port, 30s);
+  }
+
   TempDir tmp_{"probe-live"};
   std::string ns_a_, ns_b_, veth_a_, veth_b_;
   bool created_a_ = false, created_b_ = false;
@@ -101,11 +111,7 @@ TEST_F(ProbeLive, ExportedPacketsEqualWhatTcpreplaySent) {
   const std::string dir = tmp_.subdir("collected");
   const std::string collector_log = tmp_ / "collector.log";
   const std::string probe_log = tmp_ / "probe.log";
-  collector_ = std::make_unique<ChildProcess>(
-      in_b({flowsec_binary(), "-i", "none", "-n", "none", "-3",
-            "udp://127.0.0.1:" + std::to_string(port), "-P", dir, "-D", "j"}),
-      "", collector_log);
-  ASSERT_TRUE(wait_bound(*collector_, true, port, 30s)) << slurp_file(collector_log);
+  ASSERT_TRUE(start_collector(port, dir, collector_log)) << slurp_file(collector_log);
 
   probe_ = std::make_unique<ChildProcess>(
       in_b({flowsec_binary(), "-i", veth_b_, "-n", "udp://127.0.0.1:" + std::to_string(port)}), "",
@@ -167,11 +173,7 @@ TEST_F(ProbeLive, UdpExportWhereSegmentationIsRefusedLosesNothing) {
   const std::string dir = tmp_.subdir("collected-mtu");
   const std::string collector_log = tmp_ / "collector-mtu.log";
   const std::string probe_log = tmp_ / "probe-mtu.log";
-  collector_ = std::make_unique<ChildProcess>(
-      in_b({flowsec_binary(), "-i", "none", "-n", "none", "-3",
-            "udp://127.0.0.1:" + std::to_string(port), "-P", dir, "-D", "j"}),
-      "", collector_log);
-  ASSERT_TRUE(wait_bound(*collector_, true, port, 30s)) << slurp_file(collector_log);
+  ASSERT_TRUE(start_collector(port, dir, collector_log)) << slurp_file(collector_log);
   probe_ =
       std::make_unique<ChildProcess>(in_b({flowsec_binary(), "-i", pcap, "-n",
                                            "udp://127.0.0.1:" + std::to_string(port), "--no-l7"}),
