@@ -46,8 +46,11 @@ enum : std::uint16_t {
   kL7Done = 1U << 7,      // classifier finished (or none attached)
   kSeqInit0 = 1U << 8,    // TcpDir[0] holds a sequence number
   kSeqInit1 = 1U << 9,
-  kTtlSeen = 1U << 10,   // min/max TTL hold a client packet's TTL
-  kIcmpSeen = 1U << 11,  // icmp type/code set
+  kTtlSeen = 1U << 10,         // min/max TTL hold a client packet's TTL
+  kIcmpSeen = 1U << 11,        // icmp type/code set
+  kFinClientAcked = 1U << 12,  // the server acknowledged the client's FIN
+  kFinServerAcked = 1U << 13,  // the client acknowledged the server's FIN
+  kClosed = 1U << 14,          // both FINs acknowledged: at the head of the ended list, no linger
 };
 
 // Serial number arithmetic on 32-bit TCP sequence numbers (RFC 1982 §3.2).
@@ -242,6 +245,25 @@ std::uint32_t clamp_u32(std::int64_t v) {
   return static_cast<std::uint32_t>(v);
 }
 
+// A FIN occupies the sequence number after its segment's data (RFC 9293 §3.4): `next`
+// moves past it, so the peer's acknowledgment number reaches `next` exactly when it
+// acknowledges the FIN. Called after track_sequence() has taken the segment's data; a FIN
+// beyond the highest end seen leaves a gap, as data would; a repeated FIN changes nothing.
+void track_fin(TcpDir& t, bool& initialised, std::uint32_t seq, std::uint32_t len) {
+  const std::uint32_t fin = seq + len;
+  if (!initialised) {
+    initialised = true;
+    t.next = fin + 1;
+    return;
+  }
+  if (seq_lt(fin, t.next)) return;
+  if (fin != t.next) {
+    t.hole_lo = t.next;
+    t.hole_hi = fin;
+  }
+  t.next = fin + 1;
+}
+
 // Retransmission / out-of-order accounting for one TCP segment with payload.
 void track_sequence(TcpDir& t, bool& initialised, DirectionCounters& c, std::uint32_t seq,
                     std::uint32_t len, std::uint32_t ip_len) {
@@ -388,6 +410,18 @@ void FlowCache::list_push_back(std::uint32_t& head, std::uint32_t& tail, std::ui
   tail = idx;
 }
 
+template <auto Prev, auto Next>
+void FlowCache::list_push_front(std::uint32_t& head, std::uint32_t& tail, std::uint32_t idx) {
+  Entry& e = entry(idx);
+  e.*Prev = kNil;
+  e.*Next = head;
+  if (head != kNil)
+    entry(head).*Prev = idx;
+  else
+    tail = idx;
+  head = idx;
+}
+
 // A live flow is on the LRU list, an ended one on the ended list (the same link fields).
 void FlowCache::lru_unlink(std::uint32_t idx) {
   if ((entry(idx).state & kEnded) != 0) {
@@ -528,6 +562,14 @@ void FlowCache::mark_ended(std::uint32_t idx) {
   lru_unlink(idx);  // from the LRU list: not ended yet
   e.state |= kEnded;
   list_push_back<&Entry::lru_prev, &Entry::lru_next>(ended_head_, ended_tail_, idx);
+}
+
+void FlowCache::mark_closed(std::uint32_t idx) {
+  Entry& e = entry(idx);
+  if ((e.state & kClosed) != 0) return;
+  list_unlink<&Entry::lru_prev, &Entry::lru_next>(ended_head_, ended_tail_, idx);
+  e.state |= kClosed;
+  list_push_front<&Entry::lru_prev, &Entry::lru_next>(ended_head_, ended_tail_, idx);
 }
 
 // ---- fragments ----
@@ -770,9 +812,27 @@ void FlowCache::update(std::uint32_t idx, bool reverse, const packet::PacketView
         e.state |= init_bit;
       }
 
-      if ((f & kFin) != 0) e.state |= reverse ? kFinServer : kFinClient;
+      if ((f & kFin) != 0) {
+        if ((f & (kSyn | kRst)) == 0) {
+          bool init = (e.state & init_bit) != 0;
+          track_fin(t, init, v.tcp_seq, v.l4_payload_length);
+          e.state |= init_bit;
+        }
+        e.state |= reverse ? kFinServer : kFinClient;
+      }
+      // Does this segment acknowledge the other side's FIN?
+      const std::uint16_t peer_fin = reverse ? kFinClient : kFinServer;
+      const std::uint16_t peer_fin_acked = reverse ? kFinClientAcked : kFinServerAcked;
+      if ((f & (kAck | kRst)) == kAck && (e.state & (peer_fin | peer_fin_acked)) == peer_fin &&
+          seq_le(e.tcp[1 - d].next, v.tcp_ack)) {
+        e.state |= peer_fin_acked;
+      }
       if ((f & kRst) != 0 || (e.state & (kFinClient | kFinServer)) == (kFinClient | kFinServer)) {
         mark_ended(idx);
+        // Both FINs acknowledged: the connection is closed (RFC 9293 §3.6) and nothing of
+        // it is left to wait for, so the flow leaves at the next expiry scan.
+        constexpr std::uint16_t kBothAcked = kFinClientAcked | kFinServerAcked;
+        if ((e.state & kBothAcked) == kBothAcked) mark_closed(idx);
       }
     }
   }
@@ -782,7 +842,7 @@ void FlowCache::update(std::uint32_t idx, bool reverse, const packet::PacketView
     // per kLruStepMs of packet time: a busy flow's every packet was two writes into its
     // list neighbours. The list stays ordered by the time of each flow's last move, which
     // is at most kLruStepMs before its last packet, so expire() exports an idle flow at most
-    // kLruStepMs late (it already runs only once a second) and a full cache evicts a flow
+    // kLruStepMs late (it runs only every 100 ms in the probe) and a full cache evicts a flow
     // idle for at most that much less than the least recently updated one.
     const std::uint32_t now_ms = clamp_u32((ts - r.first_ns) / 1'000'000);
     if (now_ms - e.lru_ms >= kLruStepMs || now_ms < e.lru_ms) {
@@ -806,11 +866,13 @@ void FlowCache::update(std::uint32_t idx, bool reverse, const packet::PacketView
 // ---- expiry ----
 
 void FlowCache::expire(std::int64_t now_ns) {
-  // Ended flows, in the order they ended, once kEndLingerNs passed without a packet: the
+  // Closed flows (both FINs acknowledged, at the head of the ended list) at once; then
+  // ended flows, in the order they ended, once kEndLingerNs passed without a packet: the
   // ACK of the last FIN (or a retransmitted FIN) still joins its flow. A flow refreshed by
   // such a packet holds the ones behind it back by at most the linger.
   while (ended_head_ != kNil) {
-    if (now_ns - entry(ended_head_).rec.last_ns < kEndLingerNs) break;
+    const Entry& e = entry(ended_head_);
+    if ((e.state & kClosed) == 0 && now_ns - e.rec.last_ns < kEndLingerNs) break;
     export_flow(ended_head_, EndReason::end_of_flow);
   }
   while (lru_head_ != kNil) {

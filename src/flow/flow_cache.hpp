@@ -92,7 +92,8 @@ class FlowCache {
   };
   void add_batch(std::span<const Packet> packets);
 
-  // Exports flows that ended (TCP FIN both ways or RST) and saw no packet for
+  // Exports flows that closed (TCP: both FINs seen and acknowledged), that ended otherwise
+  // (a FIN each way with one not yet acknowledged, or RST) and saw no packet for
   // kEndLingerNs since, were idle for idle_timeout or longer, or started active_timeout or
   // longer before `now_ns`.
   void expire(std::int64_t now_ns);
@@ -115,8 +116,10 @@ class FlowCache {
   static constexpr std::uint32_t kInitialBuckets = 4096;
   static constexpr std::uint32_t kMaxFlows = std::uint32_t{1} << 31;   // larger max_flows: this
   static constexpr std::int64_t kFragmentLifetimeNs = 30'000'000'000;  // Linux ipfrag_time
-  // An ended TCP flow stays this long after its last packet, so that the ACK of the last
-  // FIN, up to a round trip later, is counted in it rather than as a flow of its own.
+  // An ended TCP flow whose FINs are not both acknowledged yet stays this long after its
+  // last packet, so that the ACK of the last FIN, up to a round trip later, is counted in it
+  // rather than as a flow of its own. Once both are acknowledged it leaves at the next
+  // expire(), which frees its entry for new flows that much sooner.
   static constexpr std::int64_t kEndLingerNs = 1'000'000'000;
   static const std::size_t kEntrySize;
   static const std::size_t kBytesPerFlow;  // entry + one 32-bit bucket (load factor ≤ 1)
@@ -141,6 +144,7 @@ class FlowCache {
   // Completes the flow's record for export, in place: end reason and L7 result.
   void finish_record(std::uint32_t idx, EndReason reason);
   void mark_ended(std::uint32_t idx);
+  void mark_closed(std::uint32_t idx);
 
   void hash_unlink(std::uint32_t idx);
   void grow_buckets();
@@ -148,6 +152,8 @@ class FlowCache {
   void list_unlink(std::uint32_t& head, std::uint32_t& tail, std::uint32_t idx);
   template <auto Prev, auto Next>
   void list_push_back(std::uint32_t& head, std::uint32_t& tail, std::uint32_t idx);
+  template <auto Prev, auto Next>
+  void list_push_front(std::uint32_t& head, std::uint32_t& tail, std::uint32_t idx);
   void lru_unlink(std::uint32_t idx);  // from the LRU or the ended list, as the flow is on
   void lru_push_back(std::uint32_t idx);
   void fifo_unlink(std::uint32_t idx);

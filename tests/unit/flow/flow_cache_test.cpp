@@ -65,6 +65,14 @@ packet::PacketView tcp(const Host& s, const Host& d, std::uint16_t flags, std::u
   return v;
 }
 
+// A TCP segment that carries an acknowledgment number.
+packet::PacketView tcp_acking(const Host& s, const Host& d, std::uint16_t flags, std::uint32_t seq,
+                              std::uint32_t ack, std::uint32_t payload = 0) {
+  auto v = tcp(s, d, flags, seq, payload);
+  v.tcp_ack = ack;
+  return v;
+}
+
 class FlowCacheTest : public ::testing::Test {
  protected:
   FlowCache make(FlowCacheConfig cfg = {}) {
@@ -277,6 +285,71 @@ TEST_F(FlowCacheTest, FinFromBothSidesEndsTheFlow) {
   EXPECT_EQ(out[0].out.packets, 2U);
   EXPECT_EQ(cache.stats().exported(EndReason::end_of_flow), 1U);
   EXPECT_EQ(cache.active_flows(), 0U);
+}
+
+// RFC 9293 §3.6: once each side's FIN is acknowledged the connection is closed; the flow
+// leaves at the next scan instead of waiting out the linger, and its entry is free again.
+TEST_F(FlowCacheTest, ClosedConnectionLeavesAtTheNextScan) {
+  auto cache = make();
+  cache.add(tcp_acking(a, b, kSyn, 100, 0), kSec);
+  cache.add(tcp_acking(b, a, kSyn | kAck, 500, 101), kSec + 1);
+  cache.add(tcp_acking(a, b, kAck, 101, 501), kSec + 2);
+  cache.add(tcp_acking(a, b, kFin | kAck, 101, 501), kSec + 3);  // the client's FIN is 101
+  cache.add(tcp_acking(b, a, kFin | kAck, 501, 102), kSec + 4);  // acks it; its FIN is 501
+  cache.expire(kSec + 5);
+  EXPECT_TRUE(out.empty()) << "the server's FIN is not acknowledged yet";
+  cache.add(tcp_acking(a, b, kAck, 102, 502), kSec + 6);
+  cache.expire(kSec + 7);
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].end_reason, EndReason::end_of_flow);
+  EXPECT_EQ(out[0].in.packets, 4U);
+  EXPECT_EQ(out[0].out.packets, 2U);
+  EXPECT_EQ(cache.active_flows(), 0U);
+}
+
+// A FIN occupies the sequence number after the segment's data: acknowledging the data
+// alone does not close the connection, and a flow whose last FIN is never acknowledged
+// keeps its linger.
+TEST_F(FlowCacheTest, AcknowledgingTheDataButNotTheFinKeepsTheLinger) {
+  auto cache = make();
+  cache.add(tcp_acking(a, b, kSyn, 100, 0), kSec);
+  cache.add(tcp_acking(b, a, kSyn | kAck, 500, 101), kSec + 1);
+  cache.add(tcp_acking(a, b, kFin | kAck | 0x08, 101, 501, 10),
+            kSec + 2);                                           // data 101..110, FIN 111
+  cache.add(tcp_acking(b, a, kFin | kAck, 501, 111), kSec + 3);  // acks the data, not the FIN
+  cache.add(tcp_acking(a, b, kAck, 112, 502), kSec + 4);         // acks the server's FIN
+  cache.expire(kSec + 5);
+  EXPECT_TRUE(out.empty()) << "the client's FIN was never acknowledged";
+  cache.expire(kSec + 4 + FlowCache::kEndLingerNs);
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].end_reason, EndReason::end_of_flow);
+  EXPECT_EQ(out[0].in.packets, 3U);
+}
+
+// Both sides close at once: each FIN is acknowledged by its own ACK, in either order. The
+// flow is closed only by the second, and then leaves ahead of an older ended flow still in
+// its linger.
+TEST_F(FlowCacheTest, SimultaneousCloseNeedsBothAcknowledgments) {
+  auto cache = make();
+  const Host a2 = v4(4, 40001);
+  cache.add(tcp_acking(a2, b, kSyn, 100, 0), 0);
+  cache.add(tcp_acking(b, a2, kRst | kAck, 0, 101), 10 * kMs);  // ended, lingering
+  cache.add(tcp_acking(a, b, kSyn, 100, 0), 20 * kMs);
+  cache.add(tcp_acking(b, a, kSyn | kAck, 500, 101), 21 * kMs);
+  cache.add(tcp_acking(a, b, kFin | kAck, 101, 501), 30 * kMs);
+  cache.add(tcp_acking(b, a, kFin | kAck, 501, 101), 31 * kMs);  // crosses the client's FIN
+  cache.add(tcp_acking(a, b, kAck, 102, 502), 32 * kMs);         // the server's FIN acked
+  cache.expire(40 * kMs);
+  EXPECT_TRUE(out.empty()) << "the client's FIN is not acknowledged yet";
+  cache.add(tcp_acking(b, a, kAck, 502, 102), 33 * kMs);  // now it is
+  cache.expire(40 * kMs);
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].key.src_addr, a.addr);
+  EXPECT_EQ(out[0].in.packets, 3U);
+  EXPECT_EQ(out[0].out.packets, 3U);
+  cache.expire(10 * kMs + FlowCache::kEndLingerNs);
+  ASSERT_EQ(out.size(), 2U);
+  EXPECT_EQ(out[1].key.src_addr, a2.addr);
 }
 
 // Ended flows leave in the order they ended, each after its own linger, and an idle flow
