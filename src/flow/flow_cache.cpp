@@ -627,13 +627,12 @@ std::uint32_t FlowCache::match_fragment(const packet::PacketView& v, std::int64_
 // The packet's key in its own direction and its hash. Non-first fragments carry no
 // ports: their key has ports 0 (see the header). The address words are loaded once and
 // serve both the hash and the key's stores.
-inline FlowCache::Lookup FlowCache::lookup_of(const packet::PacketView& v) const {
+inline void FlowCache::lookup_of(const packet::PacketView& v, Lookup& lk) const {
   const bool with_ports = v.has_l4 && !(v.is_fragment && v.fragment_offset != 0);
   const Words s = words(v.src_addr), d = words(v.dst_addr);
   const std::uint16_t sp = with_ports ? v.src_port : 0;
   const std::uint16_t dp = with_ports ? v.dst_port : 0;
   const std::uint16_t vlan = v.vlan_count > 0 ? v.vlan_outer : 0;
-  Lookup lk;
   std::memcpy(lk.key.src_addr.data(), &s, sizeof s);
   std::memcpy(lk.key.dst_addr.data(), &d, sizeof d);
   lk.key.src_port = sp;
@@ -644,7 +643,6 @@ inline FlowCache::Lookup FlowCache::lookup_of(const packet::PacketView& v) const
   lk.hash =
       flow_hash(seed_, s, d, sp, dp,
                 (std::uint64_t{vlan} << 16) | (std::uint64_t{v.ip_version} << 8) | v.protocol);
-  return lk;
 }
 
 void FlowCache::add(const packet::PacketView& v, std::span<const std::byte> frame,
@@ -661,7 +659,7 @@ void FlowCache::add_batch(std::span<const Packet> packets) {
     const std::size_t n = std::min(kLookupRun, packets.size() - base);
     const Packet* run = packets.data() + base;
     for (std::size_t i = 0; i < n; ++i) {
-      if (run[i].view->is_ip()) lookups[i] = lookup_of(*run[i].view);
+      if (run[i].view->is_ip()) lookup_of(*run[i].view, lookups[i]);
       if (i < kAhead && run[i].view->is_ip()) {
         __builtin_prefetch(&buckets_[lookups[i].hash & bucket_mask_]);  // the run's first few
       }
@@ -708,7 +706,9 @@ void FlowCache::add_one(const packet::PacketView& v, std::span<const std::byte> 
     }
   }
   if (idx == kNil) {
-    const Lookup lk = precomputed != nullptr ? *precomputed : lookup_of(v);
+    Lookup computed;
+    if (precomputed == nullptr) lookup_of(v, computed);
+    const Lookup& lk = precomputed != nullptr ? *precomputed : computed;
     idx = find(lk, reverse);
     if (idx != kNil) {
       const Entry& e = entry(idx);

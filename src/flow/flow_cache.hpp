@@ -132,7 +132,8 @@ class FlowCache {
   Entry& entry(std::uint32_t idx);
   void add_one(const packet::PacketView& v, std::span<const std::byte> frame, std::int64_t ts,
                const Lookup* precomputed);
-  [[nodiscard]] Lookup lookup_of(const packet::PacketView& v) const;
+  // The packet's key in its own direction and its hash, written into `out`.
+  void lookup_of(const packet::PacketView& v, Lookup& out) const;
 
   std::uint32_t find(const Lookup& lk, bool& reverse);
   std::uint32_t create(const Lookup& lk, const packet::PacketView& v, std::int64_t ts,
