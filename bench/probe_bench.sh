@@ -25,8 +25,10 @@
 # flowsec's export runs on a second thread, whose CPU time is included). Medians, and the
 # best run of each tool: on a VM whose host reclaims freed guest memory, a run that touches
 # memory the host has taken back pays for it (1.4-1.7 ms per MB measured here, against
-# 0.07 when it is still backed), and flowsec's flow table is ~45 MB where softflowd's is
-# 6 MB, so its runs are bimodal (docs/benchmarks.md). Then the same on
+# 0.07 when it is still backed), and flowsec's flow table is ~30 MB where softflowd's is
+# 6 MB (docs/benchmarks.md). The host's load also drifts, by ±20% over a minute, so the
+# ratio is also printed paired: the median of each round's softflowd/flowsec ratio, whose
+# runs are seconds apart. Then the same on
 # a few of the shared nDPI captures (small: start-up dominates there), and the flow
 # cache's bytes per flow from bench_flow (flowsec does not print it).
 #
@@ -110,6 +112,12 @@ bench_file() {  # LABEL FILE FRAMES [TOOLS...]
       cl[$tool]+="$c "
     done
   done
+  # Paired: softflowd's CPU over flowsec's in the same round, then the median of those.
+  # The per-tool medians above can pair a slow phase of one tool with a fast phase of
+  # the other; each round's tools run within seconds of each other.
+  local paired
+  paired=$(paste <(printf '%s\n' ${cl[softflowd]}) <(printf '%s\n' ${cl[flowsec]}) |
+    awk '$2 > 0 {print $1 / $2}' | median)
   for tool in "${tools[@]}"; do
     wall[$label/$tool]=$(printf '%s\n' ${wl[$tool]} | median)
     cpu[$label/$tool]=$(printf '%s\n' ${cl[$tool]} | median)
@@ -118,13 +126,14 @@ bench_file() {  # LABEL FILE FRAMES [TOOLS...]
   awk -v n="$frames" -v l="$label" -v a="${cpu[$label/flowsec]}" -v b="${cpu[$label/flowsec+nDPI]}" \
     -v s="${cpu[$label/softflowd]}" -v wa="${wall[$label/flowsec]}" -v wb="${wall[$label/flowsec+nDPI]}" \
     -v wsf="${wall[$label/softflowd]}" -v ba="${best[$label/flowsec]}" -v bb="${best[$label/flowsec+nDPI]}" \
-    -v bs="${best[$label/softflowd]}" 'function r(x) {return x > 0 ? n / x : 0} BEGIN{
+    -v bs="${best[$label/softflowd]}" -v p="$paired" -v rounds="$REPEAT" 'function r(x) {return x > 0 ? n / x : 0} BEGIN{
     printf "%s medians, packets/s by CPU time (wall): flowsec %.2f M (%.2f M), with nDPI %.2f M (%.2f M), softflowd %.2f M (%.2f M)\n",
       l, r(a)/1e6, r(wa)/1e6, r(b)/1e6, r(wb)/1e6, r(s)/1e6, r(wsf)/1e6
     if (a > 0 && s > 0) printf "%s flowsec / softflowd: %.2f× by CPU time (%.2f× wall); with nDPI %.2f× (%.2f× wall)\n",
       l, s/a, (wa > 0 ? wsf/wa : 0), s/b, (wb > 0 ? wsf/wb : 0)
     if (ba > 0 && bs > 0) printf "%s best runs by CPU time: flowsec %.2f M, with nDPI %.2f M, softflowd %.2f M; flowsec / softflowd %.2f×\n",
-      l, r(ba)/1e6, r(bb)/1e6, r(bs)/1e6, bs/ba }'
+      l, r(ba)/1e6, r(bb)/1e6, r(bs)/1e6, bs/ba
+    if (p != "") printf "%s flowsec / softflowd by CPU time, median of the %d rounds'"'"' own ratios: %.2f×\n", l, rounds, p }'
   if [ -n "${cpu[$label/softflowd-M]:-}" ]; then
     awk -v n="$frames" -v l="$label" -v a="${cpu[$label/flowsec]}" -v m="${cpu[$label/softflowd-M]}" \
       -v ba="${best[$label/flowsec]}" -v bm="${best[$label/softflowd-M]}" -v M="$FLOWSEC_MAX_FLOWS" 'BEGIN{
