@@ -842,7 +842,7 @@ void FlowCache::update(std::uint32_t idx, bool reverse, const packet::PacketView
     // per kLruStepMs of packet time: a busy flow's every packet was two writes into its
     // list neighbours. The list stays ordered by the time of each flow's last move, which
     // is at most kLruStepMs before its last packet, so expire() exports an idle flow at most
-    // kLruStepMs late (it runs only every 100 ms in the probe) and a full cache evicts a flow
+    // kLruStepMs late (the probe scans every 100 ms of packet time) and a full cache evicts a flow
     // idle for at most that much less than the least recently updated one.
     const std::uint32_t now_ms = clamp_u32((ts - r.first_ns) / 1'000'000);
     if (now_ms - e.lru_ms >= kLruStepMs || now_ms < e.lru_ms) {

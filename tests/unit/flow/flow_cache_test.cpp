@@ -314,7 +314,7 @@ TEST_F(FlowCacheTest, AcknowledgingTheDataButNotTheFinKeepsTheLinger) {
   auto cache = make();
   cache.add(tcp_acking(a, b, kSyn, 100, 0), kSec);
   cache.add(tcp_acking(b, a, kSyn | kAck, 500, 101), kSec + 1);
-  cache.add(tcp_acking(a, b, kFin | kAck | 0x08, 101, 501, 10),
+  cache.add(tcp_acking(a, b, kFin | kAck | kPsh, 101, 501, 10),
             kSec + 2);                                           // data 101..110, FIN 111
   cache.add(tcp_acking(b, a, kFin | kAck, 501, 111), kSec + 3);  // acks the data, not the FIN
   cache.add(tcp_acking(a, b, kAck, 112, 502), kSec + 4);         // acks the server's FIN
