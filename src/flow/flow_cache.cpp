@@ -50,7 +50,9 @@ enum : std::uint16_t {
   kIcmpSeen = 1U << 11,        // icmp type/code set
   kFinClientAcked = 1U << 12,  // the server acknowledged the client's FIN
   kFinServerAcked = 1U << 13,  // the client acknowledged the server's FIN
-  kClosed = 1U << 14,          // both FINs acknowledged: at the head of the ended list, no linger
+  // Both: the connection is closed (RFC 9293 §3.6); the flow is at the head of the ended
+  // list and leaves at the next expire(), without the linger.
+  kClosed = kFinClientAcked | kFinServerAcked,
 };
 
 // Serial number arithmetic on 32-bit TCP sequence numbers (RFC 1982 §3.2).
@@ -565,10 +567,7 @@ void FlowCache::mark_ended(std::uint32_t idx) {
 }
 
 void FlowCache::mark_closed(std::uint32_t idx) {
-  Entry& e = entry(idx);
-  if ((e.state & kClosed) != 0) return;
   list_unlink<&Entry::lru_prev, &Entry::lru_next>(ended_head_, ended_tail_, idx);
-  e.state |= kClosed;
   list_push_front<&Entry::lru_prev, &Entry::lru_next>(ended_head_, ended_tail_, idx);
 }
 
@@ -820,19 +819,19 @@ void FlowCache::update(std::uint32_t idx, bool reverse, const packet::PacketView
         }
         e.state |= reverse ? kFinServer : kFinClient;
       }
-      // Does this segment acknowledge the other side's FIN?
+      // Does this segment acknowledge the other side's FIN? If that closes the connection
+      // (both FINs seen, so the flow is ended just below), nothing of it is left to wait for.
       const std::uint16_t peer_fin = reverse ? kFinClient : kFinServer;
       const std::uint16_t peer_fin_acked = reverse ? kFinClientAcked : kFinServerAcked;
+      bool closes = false;
       if ((f & (kAck | kRst)) == kAck && (e.state & (peer_fin | peer_fin_acked)) == peer_fin &&
           seq_le(e.tcp[1 - d].next, v.tcp_ack)) {
         e.state |= peer_fin_acked;
+        closes = (e.state & kClosed) == kClosed;
       }
       if ((f & kRst) != 0 || (e.state & (kFinClient | kFinServer)) == (kFinClient | kFinServer)) {
         mark_ended(idx);
-        // Both FINs acknowledged: the connection is closed (RFC 9293 §3.6) and nothing of
-        // it is left to wait for, so the flow leaves at the next expiry scan.
-        constexpr std::uint16_t kBothAcked = kFinClientAcked | kFinServerAcked;
-        if ((e.state & kBothAcked) == kBothAcked) mark_closed(idx);
+        if (closes) mark_closed(idx);
       }
     }
   }
@@ -872,7 +871,7 @@ void FlowCache::expire(std::int64_t now_ns) {
   // such a packet holds the ones behind it back by at most the linger.
   while (ended_head_ != kNil) {
     const Entry& e = entry(ended_head_);
-    if ((e.state & kClosed) == 0 && now_ns - e.rec.last_ns < kEndLingerNs) break;
+    if ((e.state & kClosed) != kClosed && now_ns - e.rec.last_ns < kEndLingerNs) break;
     export_flow(ended_head_, EndReason::end_of_flow);
   }
   while (lru_head_ != kNil) {
