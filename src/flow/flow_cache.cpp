@@ -6,12 +6,12 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
 #include <random>
 #include <type_traits>
+#include <utility>
 
 #include "flow/l7_classifier.hpp"
 
@@ -125,22 +125,21 @@ struct FlowCache::Lookup {
 };
 
 inline FlowCache::Entry& FlowCache::entry(std::uint32_t idx) {
-  return chunks_[idx >> kChunkShift].get()[idx & ((1U << kChunkShift) - 1)];
+  return slab_.get()[idx];
 }
 
-// Slab chunks are raw memory, 2 MiB-aligned and offered to transparent huge pages: a
-// chunk (16384 entries, ~4 MB) is then touched in two page faults instead of ~1000, and
-// nothing is written before create() constructs an entry in place — the first touch of
-// fresh pages was the probe's largest cost after the hash lookup (docs/benchmarks.md).
 namespace {
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
 
-// Reserves `bytes` (a multiple of the page size) of address space for the bucket array:
-// huge-page aligned when it spans a huge page, and offered to transparent huge pages.
-// Nothing is committed until touched (MAP_NORESERVE), so a large -M costs only address
-// space. Each 4 KiB page fault costs ~13 µs on the VMs measured (docs/benchmarks.md); the
-// bucket arrays the cache used to reallocate at every doubling were ~1000 of them.
-std::uint32_t* reserve_bucket_space(std::size_t bytes) {
+// Reserves `bytes` of address space (rounded up to whole pages) for the slab or the bucket
+// array: huge-page aligned when it spans a huge page, and offered to transparent huge
+// pages. Nothing is committed until touched (MAP_NORESERVE), so a large -M costs only
+// address space, and a huge page is two page faults where 4 KiB pages are ~1000 (each
+// ~13 µs on the VMs measured; the first touch of fresh pages was the probe's largest cost
+// after the hash lookup, docs/benchmarks.md). Returns the mapping and its rounded size.
+std::pair<std::byte*, std::size_t> reserve_space(std::size_t bytes) {
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  bytes = (bytes + page - 1) / page * page;
   const bool huge = bytes >= kHugePage;
   const std::size_t mapped = huge ? bytes + kHugePage : bytes;
   void* raw = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE,
@@ -157,18 +156,14 @@ std::uint32_t* reserve_bucket_space(std::size_t bytes) {
     (void)::madvise(aligned, bytes, MADV_HUGEPAGE);  // advice only: fine if refused
     base = aligned;
   }
-  return reinterpret_cast<std::uint32_t*>(base);
+  return {base, bytes};
 }
 }  // namespace
 
-void FlowCache::Unmap::operator()(std::uint32_t* buckets) const {
-  ::munmap(buckets, bytes);
-}
-
-void FlowCache::ChunkFree::operator()(Entry* chunk) const {
-  static_assert(std::is_trivially_destructible_v<Entry>,
-                "slab chunks are freed without running destructors");
-  std::free(chunk);
+template <class T>
+void FlowCache::Unmap<T>::operator()(T* p) const {
+  static_assert(std::is_trivially_destructible_v<T>, "reserved space is unmapped, not destroyed");
+  ::munmap(p, bytes);
 }
 
 const std::size_t FlowCache::kEntrySize = sizeof(FlowCache::Entry);
@@ -325,16 +320,18 @@ FlowCache::FlowCache(const FlowCacheConfig& config, ExportFn on_export, L7Classi
   config_.max_flows = std::min(config_.max_flows, kMaxFlows);
   // The bucket array starts small and doubles as flows arrive (grow_buckets), so a large
   // -M costs nothing until it is used and memory per active flow stays within the bound.
-  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  const std::size_t reserved =
-      (std::size_t{std::bit_ceil(config_.max_flows)} * sizeof(std::uint32_t) + page - 1) / page *
-      page;
-  buckets_ =
-      std::unique_ptr<std::uint32_t[], Unmap>(reserve_bucket_space(reserved), Unmap{reserved});
+  const auto [buckets, bucket_bytes] =
+      reserve_space(std::size_t{std::bit_ceil(config_.max_flows)} * sizeof(std::uint32_t));
+  buckets_ = std::unique_ptr<std::uint32_t[], Unmap<std::uint32_t>>(
+      reinterpret_cast<std::uint32_t*>(buckets), {bucket_bytes});
   const std::uint32_t nb = std::min(std::bit_ceil(config_.max_flows), kInitialBuckets);
   std::fill_n(buckets_.get(), nb, kNil);
   bucket_mask_ = nb - 1;
-  chunks_.reserve((config_.max_flows >> kChunkShift) + 1);
+  // The slab is one reservation for max_flows entries, so that an index is an offset
+  // (entry() on every packet was a chunk table load and a multiply). Nothing is written
+  // before create() constructs an entry in place: only entries handed out are touched.
+  const auto [slab, slab_bytes] = reserve_space(std::size_t{config_.max_flows} * sizeof(Entry));
+  slab_ = std::unique_ptr<Entry[], Unmap<Entry>>(reinterpret_cast<Entry*>(slab), {slab_bytes});
 }
 
 FlowCache::~FlowCache() {
@@ -370,7 +367,7 @@ std::size_t FlowCache::memory_per_flow() const {
 }
 
 std::size_t FlowCache::bytes_in_use() const {
-  return chunks_.size() * (std::size_t{1} << kChunkShift) * kEntrySize +
+  return std::size_t{allocated_} * kEntrySize +
          std::size_t{bucket_count()} * sizeof(std::uint32_t) +
          (fragments_ ? kFragmentSlots * sizeof(FragmentSlot) : 0);
 }
@@ -488,15 +485,7 @@ std::uint32_t FlowCache::allocate(std::int64_t ts) {
     idx = free_head_;
     free_head_ = entry(idx).hash_next;
   } else {
-    idx = allocated_++;
-    if ((idx >> kChunkShift) >= chunks_.size()) {
-      constexpr std::size_t kChunkBytes =
-          ((sizeof(Entry) << kChunkShift) + kHugePage - 1) / kHugePage * kHugePage;
-      void* raw = std::aligned_alloc(kHugePage, kChunkBytes);
-      if (raw == nullptr) throw std::bad_alloc();
-      (void)::madvise(raw, kChunkBytes, MADV_HUGEPAGE);  // advice only: fine if refused
-      chunks_.emplace_back(static_cast<Entry*>(raw));
-    }
+    idx = allocated_++;  // below max_flows: a full cache evicted above
   }
   return idx;
 }

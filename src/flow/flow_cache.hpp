@@ -8,10 +8,10 @@
 //  - Packet time drives everything: timeouts are measured from PacketView timestamps, never
 //    a wall clock, so a pcap yields the same flows every run. expire(now_ns) is called by
 //    the probe periodically with the latest packet time.
-//  - No allocation per packet: flow entries live in a slab that grows in fixed chunks up to
-//    max_flows (allocation only while the cache grows); the power-of-two bucket array of
-//    32-bit indices doubles in place as flows arrive (at most two buckets per flow), inside
-//    address space reserved for max_flows at construction. Per flow the cache
+//  - No allocation per packet: flow entries live in a slab, and the power-of-two bucket
+//    array of 32-bit indices doubles in place as flows arrive (at most two buckets per
+//    flow); both are address space reserved for max_flows at construction, of which only
+//    what the flows use is touched (a slab entry when it is first handed out). Per flow the cache
 //    holds kBytesPerFlow bytes (≤ 256, SPEC §8) including the hash table; L7 state lives in the
 //    classifier.
 //  - Never fails on input: non-IP packets are counted and ignored; anything the parser
@@ -33,7 +33,6 @@
 #include <functional>
 #include <memory>
 #include <span>
-#include <vector>
 
 #include "flow/flow_record.hpp"
 #include "packet/packet_view.hpp"
@@ -111,7 +110,6 @@ class FlowCache {
   [[nodiscard]] std::size_t bytes_in_use() const;
 
   // Fixed parts of the design, public for tests and benchmarks.
-  static constexpr std::uint32_t kChunkShift = 14;  // 16384 entries per slab chunk
   static constexpr std::size_t kFragmentSlots = 4096;
   static constexpr std::uint32_t kInitialBuckets = 4096;
   static constexpr std::uint32_t kMaxFlows = std::uint32_t{1} << 31;   // larger max_flows: this
@@ -174,22 +172,22 @@ class FlowCache {
   L7Classifier* l7_;
   FlowCacheStats stats_;
 
-  struct ChunkFree {
-    void operator()(Entry* chunk) const;
+  // Address space reserved at construction (the .cpp's reserve_space()), given back whole.
+  template <class T>
+  struct Unmap {
+    std::size_t bytes;
+    void operator()(T* p) const;
   };
-  std::vector<std::unique_ptr<Entry, ChunkFree>> chunks_;
+  // max_flows entries; the first allocated_ have been handed out (and touched).
+  std::unique_ptr<Entry[], Unmap<Entry>> slab_;
   std::uint32_t allocated_ = 0;  // entries handed out from the slab so far
   std::uint32_t free_head_;      // free list through Entry::hash_next
   std::uint32_t active_ = 0;
 
-  // Address space for bit_ceil(max_flows) buckets, reserved at construction and offered
-  // to huge pages; the first bucket_mask_ + 1 are in use. Growing doubles them in place,
-  // so no bucket array is ever copied and only memory in use is touched.
-  struct Unmap {
-    std::size_t bytes;
-    void operator()(std::uint32_t* buckets) const;
-  };
-  std::unique_ptr<std::uint32_t[], Unmap> buckets_;
+  // Address space for bit_ceil(max_flows) buckets, offered to huge pages; the first
+  // bucket_mask_ + 1 are in use. Growing doubles them in place, so no bucket array is ever
+  // copied and only memory in use is touched.
+  std::unique_ptr<std::uint32_t[], Unmap<std::uint32_t>> buckets_;
   std::uint32_t bucket_mask_ = 0;
   [[nodiscard]] std::uint32_t bucket_count() const { return bucket_mask_ + 1; }
 

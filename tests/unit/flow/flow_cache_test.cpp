@@ -430,11 +430,10 @@ TEST_F(FlowCacheTest, FlushExportsEverythingAsForcedEnd) {
 }
 
 // flush() resets the table in one pass: afterwards the same packets make the same flows
-// again, in the slab entries freed, and ended flows kept their reason. Each round fills
-// exactly one slab chunk, so a second round that did not reuse the entries would need a
-// second chunk and bytes_in_use() would grow.
+// again, in the slab entries freed, and ended flows kept their reason. A second round that
+// did not reuse the entries would hand out new ones, and bytes_in_use() would grow.
 TEST_F(FlowCacheTest, CacheIsUsableAfterAFlushAndReusesItsEntries) {
-  constexpr std::uint32_t kUdpFlows = (1U << FlowCache::kChunkShift) - 1;  // + 1 TCP flow
+  constexpr std::uint32_t kUdpFlows = 16383;  // + 1 TCP flow
   auto host = [](std::uint32_t i) {
     return v4(static_cast<std::uint8_t>(i % 200), static_cast<std::uint16_t>(1000 + i / 200));
   };
@@ -654,10 +653,10 @@ TEST_F(FlowCacheTest, PerFlowMemoryStaysWithinTheSpecBound) {
   }
   EXPECT_EQ(sparse.active_flows(), 20000U);
   EXPECT_EQ(sparse.stats().flows_created, 20000U);
-  // bytes_in_use = slab chunks + buckets (+ the fragment table, made with the first
-  // fragment: none here). An empty cache holds kInitialBuckets buckets and nothing else.
+  // bytes_in_use = slab entries handed out + buckets (+ the fragment table, made with the
+  // first fragment: none here). An empty cache holds kInitialBuckets buckets and nothing else.
   EXPECT_EQ(make().bytes_in_use(), FlowCache::kInitialBuckets * sizeof(std::uint32_t));
-  const std::size_t slab = 2 * (std::size_t{1} << FlowCache::kChunkShift) * FlowCache::kEntrySize;
+  const std::size_t slab = 20000 * FlowCache::kEntrySize;
   const std::size_t buckets = sparse.bytes_in_use() - slab;
   EXPECT_LE(buckets, 2 * sizeof(std::uint32_t) * 20000) << "bucket array sized for -M, not flows";
 }
