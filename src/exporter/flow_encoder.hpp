@@ -96,6 +96,12 @@ class FlowEncoder {
     std::uint16_t offset = 0;
     bool number = false;
     std::uint64_t max = 0;
+    // A number of 1..8 bytes, written as one big-endian 8-byte store of
+    // min(value & mask, max) << shift: its bytes, then zeros over the next 8 - length
+    // bytes, which belong to later fields (written after it) or to the record's slack.
+    bool direct = false;
+    std::uint8_t shift = 0;
+    std::uint64_t mask = ~std::uint64_t{0};  // TCP flags in one byte: cut, not saturated
   };
   // One address family's template and how each of its fields is computed. `visit`: the
   // fields encode_fields() writes, in order: all of them, except in a fixed-length
@@ -110,10 +116,13 @@ class FlowEncoder {
   void encode_one(const flow::FlowRecord& f, bool reverse, const Layout& l,
                   std::uint16_t template_index, std::uint32_t message_index, std::int64_t origin_ms,
                   ipfix::RecordBatch& out);
-  // Writes the fields of one record through `w` (the writers are in the .cpp).
+  // The flow as one record sees it (defined in the .cpp).
+  struct Side;
+  // The value of a field whose kind is a number; false for the other kinds.
+  [[nodiscard]] static bool number_of(Kind kind, const Side& s, std::uint64_t& v);
+  // Writes field `i` of one record through `w` (the writers are in the .cpp).
   template <class Writer>
-  void encode_fields(const flow::FlowRecord& f, bool reverse, const Layout& l,
-                     std::int64_t origin_ms, Writer& w) const;
+  void encode_field(std::size_t i, const Side& s, const Layout& l, Writer& w) const;
 
   [[nodiscard]] ipfix::MessageMeta message_meta(std::int64_t last_ns, std::int64_t origin_ms) const;
 
