@@ -570,42 +570,55 @@ std::vector<transport::Message> Exporter::on_connect_messages(Channel& ch) {
   return out;
 }
 
-void Exporter::add_record(std::size_t layout, Bytes record) {
+void Exporter::add_records(std::size_t layout, Bytes records, std::size_t record_length) {
   const ipfix::Template& t = *layouts_[layout];
-  // Up to three tries: the current message, a fresh one (which may open with the
-  // periodic template set), and a fresh one after that set went out alone.
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    if (current_ == nullptr) begin_message(pick_channel());
-    Channel& ch = *current_;
-    auto announced = [&](std::size_t l) { return l < ch.announced.size() && ch.announced[l]; };
-    bool ok = true;
-    if (init_layout_ && layout_uptime_[layout] && !announced(*init_layout_)) {
-      ok = add_template_to(ch, *init_layout_);
+  if (record_length == 0) return count_not_exportable("empty record");
+  while (records.size() >= record_length) {
+    // Up to three tries: the current message, a fresh one (which may open with the
+    // periodic template set), and a fresh one after that set went out alone.
+    std::size_t added = 0;
+    for (int attempt = 0; attempt < 3 && added == 0; ++attempt) {
+      if (current_ == nullptr) begin_message(pick_channel());
+      Channel& ch = *current_;
+      auto announced = [&](std::size_t l) { return l < ch.announced.size() && ch.announced[l]; };
+      bool ok = true;
+      if (init_layout_ && layout_uptime_[layout] && !announced(*init_layout_)) {
+        ok = add_template_to(ch, *init_layout_);
+      }
+      ok = ok && (announced(layout) || add_template_to(ch, layout));
+      if (ok) {
+        added = ch.ipfix ? ch.ipfix->add_records(t, records, record_length)
+                         : ch.v9->add_records(t, records, record_length);
+      }
+      if (added > 0) break;
+      const bool empty = ch.ipfix ? ch.ipfix->empty() : ch.v9->empty();
+      if (empty && attempt > 0) break;
+      finish_message(ch);
     }
-    ok = ok && (announced(layout) || add_template_to(ch, layout));
-    if (ok) ok = ch.ipfix ? ch.ipfix->add_record(t, record) : ch.v9->add_record(t, record);
-    if (ok) {
-      ++records_exported_;
-      return;
+    if (added == 0) {
+      count_not_exportable("record of " + std::to_string(record_length) +
+                           " bytes does not fit a message of " + std::to_string(max_size_));
+      added = 1;  // that record is dropped, counted; the next ones may fit
+    } else {
+      records_exported_ += added;
     }
-    const bool empty = ch.ipfix ? ch.ipfix->empty() : ch.v9->empty();
-    if (empty && attempt > 0) break;
-    finish_message(ch);
+    records = records.subspan(added * record_length);
   }
-  count_not_exportable("record of " + std::to_string(record.size()) +
-                       " bytes does not fit a message of " + std::to_string(max_size_));
+}
+
+// Uptime fields (21/22) count from the message's origin; they need rewriting only when
+// that differs from ours. The probe's own flows share our origin and are copied whole.
+bool Exporter::needs_rebase(const Plan& p, const ipfix::MessageMeta& m) const {
+  return p.has_uptime &&
+         (m.protocol == ipfix::Protocol::netflow_v5 || m.protocol == ipfix::Protocol::netflow_v9 ||
+          m.sys_uptime_ms != 0) &&
+         uptime_origin_ms(m, start_ms_) != start_ms_;
 }
 
 void Exporter::encode_record(const Plan& p, const ipfix::RecordView& r) {
-  const auto protocol = r.message().protocol;
   const std::int64_t origin = uptime_origin_ms(r.message(), start_ms_);
-  // Uptime fields (21/22) count from the message's origin; they need rewriting only when
-  // that differs from ours. The probe's own flows share our origin and are copied whole.
-  const bool rebase = p.has_uptime &&
-                      (protocol == ipfix::Protocol::netflow_v5 ||
-                       protocol == ipfix::Protocol::netflow_v9 || r.message().sys_uptime_ms != 0) &&
-                      origin != start_ms_;
-  if (p.copy && !rebase) return add_record(*p.layout, r.bytes());
+  const bool rebase = needs_rebase(p, r.message());
+  if (p.copy && !rebase) return add_records(*p.layout, r.bytes(), r.bytes().size());
   in_fields_.clear();
   r.for_each_field([&](const ipfix::FieldValue& v) { in_fields_.push_back(v.value); });
   record_.clear();
@@ -625,7 +638,7 @@ void Exporter::encode_record(const Plan& p, const ipfix::RecordView& r) {
       write_zero_field(m.out, m.type, record_);
     }
   }
-  add_record(*p.layout, record_);
+  add_records(*p.layout, record_, record_.size());
 }
 
 void Exporter::export_v5(const ipfix::RecordView& r) {
@@ -688,18 +701,30 @@ void Exporter::export_batch(const ipfix::RecordBatch& batch) {
     not_exportable_ += batch.size();
     return;
   }
-  for (std::size_t i = 0; i < batch.size(); ++i) {
+  for (std::size_t i = 0; i < batch.size();) {
     const ipfix::RecordView r = batch[i];
     if (options_.version == 5) {
       export_v5(r);
+      ++i;
       continue;
     }
     const Plan& p = plan_for(batch, r.record_template());
     if (!p.layout) {
       count_not_exportable(p.why);
+      ++i;
+      continue;
+    }
+    // The probe's flows: records of one fixed-length template and message, back to back,
+    // copied whole; one copy per message instead of a pass through here per record.
+    if (p.copy && !r.record_template().has_variable_length() && !needs_rebase(p, r.message())) {
+      std::size_t end = i;
+      const Bytes run = batch.run(i, end);
+      add_records(*p.layout, run, r.bytes().size());
+      i = end;
       continue;
     }
     encode_record(p, r);
+    ++i;
   }
   if (options_.flush_each_batch) {
     flush();

@@ -177,7 +177,9 @@ class Exporter {
   void post_outboxes();
   bool add_template_to(Channel& ch, std::size_t layout);
   void maybe_refresh(Channel& ch);
-  void add_record(std::size_t layout, Bytes record);
+  // Records of one layout, back to back, `record_length` bytes each (one record: its size).
+  void add_records(std::size_t layout, Bytes records, std::size_t record_length);
+  [[nodiscard]] bool needs_rebase(const Plan& p, const ipfix::MessageMeta& m) const;
   void export_v5(const ipfix::RecordView& r);
   const Plan& plan_for(const ipfix::RecordBatch& batch, const ipfix::Template& t);
   Plan make_plan(ipfix::TemplatePtr input);

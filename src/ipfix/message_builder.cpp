@@ -126,14 +126,24 @@ bool IpfixMessageBuilder::add_withdrawal(std::uint16_t template_id, bool options
   return true;
 }
 
-bool IpfixMessageBuilder::add_record(const Template& t, Bytes record) {
+std::size_t IpfixMessageBuilder::add_records(const Template& t, Bytes records,
+                                             std::size_t record_length) {
   // RFC 7011 §3.4.1: a data set id is its template id, 256 or more; a smaller id would
   // make the record part of a template set.
-  if (t.id() < kMinTemplateId) return false;
-  if (!open_for(t.id(), record.size(), t.min_record_length())) return false;
-  ByteWriter(buf_).bytes(record);
-  ++data_records_;
-  return true;
+  if (t.id() < kMinTemplateId || record_length == 0 || records.size() < record_length) return 0;
+  if (!open_for(t.id(), record_length, t.min_record_length())) return 0;
+  // The set is open for `t` and the first record fits: n records fit while the message
+  // with them and the set's padding stays within max_size_.
+  const std::size_t count = records.size() / record_length;
+  std::size_t n = std::min(count, (max_size_ - buf_.size()) / record_length);
+  while (n > 1 && buf_.size() + n * record_length +
+                          padding_for(buf_.size() - set_at_ + n * record_length, set_min_record_) >
+                      max_size_) {
+    --n;
+  }
+  ByteWriter(buf_).bytes(records.first(n * record_length));
+  data_records_ += static_cast<std::uint32_t>(n);
+  return n;
 }
 
 std::vector<std::byte> IpfixMessageBuilder::finish() {

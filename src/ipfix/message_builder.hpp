@@ -38,7 +38,13 @@ class IpfixMessageBuilder {
   [[nodiscard]] bool add_withdrawal(std::uint16_t template_id, bool options);
   // A data record for `t`, already encoded; consecutive records of one template
   // share a data set.
-  [[nodiscard]] bool add_record(const Template& t, Bytes record);
+  [[nodiscard]] bool add_record(const Template& t, Bytes record) {
+    return add_records(t, record, record.size()) == 1;
+  }
+  // As many of `records` (records of `t`, back to back, `record_length` bytes each) as fit
+  // the message, in one copy: how many were added, 0 when not even the first fits.
+  [[nodiscard]] std::size_t add_records(const Template& t, Bytes records,
+                                        std::size_t record_length);
 
   // Nothing added since begin().
   [[nodiscard]] bool empty() const { return buf_.size() == kHeaderSize; }

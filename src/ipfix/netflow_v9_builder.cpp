@@ -183,14 +183,25 @@ bool NetflowV9MessageBuilder::add_options_template(const Template& t) {
   return write_template(t, true);
 }
 
-bool NetflowV9MessageBuilder::add_record(const Template& t, Bytes record) {
+std::size_t NetflowV9MessageBuilder::add_records(const Template& t, Bytes records,
+                                                 std::size_t record_length) {
   // RFC 3954 §5.3: the data flowset id is the template id, 256 or more.
-  if (t.id() < kMinTemplateId || record.empty()) return false;
-  if (!open_for(t.id(), record.size(), record.size())) return false;
-  ByteWriter(buf_).bytes(record);
-  ++records_;
-  ++data_records_;
-  return true;
+  if (t.id() < kMinTemplateId || record_length == 0 || records.size() < record_length) return 0;
+  if (!open_for(t.id(), record_length, record_length)) return 0;
+  // The flowset is open for `t` and the first record fits: n records fit while the packet
+  // with them and the flowset's padding stays within max_size_.
+  const std::size_t count = records.size() / record_length;
+  std::size_t n = std::min(count, (max_size_ - buf_.size()) / record_length);
+  while (n > 1 &&
+         buf_.size() + n * record_length +
+                 padding_for(buf_.size() - flowset_at_ + n * record_length, flowset_min_record_) >
+             max_size_) {
+    --n;
+  }
+  ByteWriter(buf_).bytes(records.first(n * record_length));
+  records_ += static_cast<std::uint32_t>(n);
+  data_records_ += static_cast<std::uint32_t>(n);
+  return n;
 }
 
 std::vector<std::byte> NetflowV9MessageBuilder::finish() {

@@ -96,6 +96,19 @@ class RecordBatch {
                       messages_[r.message_index]);
   }
   [[nodiscard]] std::span<const TemplatePtr> templates() const { return templates_; }
+  // The records from `first` on that share its template and message and follow one another
+  // in storage, as one span of bytes; `end` is set one past the last of them.
+  [[nodiscard]] Bytes run(std::size_t first, std::size_t& end) const {
+    const Ref& a = refs_[first];
+    std::size_t next = a.offset + std::size_t{a.length};
+    end = first + 1;
+    while (end < refs_.size() && refs_[end].template_index == a.template_index &&
+           refs_[end].message_index == a.message_index && refs_[end].offset == next) {
+      next += refs_[end].length;
+      ++end;
+    }
+    return Bytes(data_).subspan(a.offset, next - a.offset);
+  }
 
   // The exporter shared by every record in the batch.
   Exporter exporter;

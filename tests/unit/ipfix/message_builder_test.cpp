@@ -302,6 +302,50 @@ TEST(IpfixMessageBuilder, MaxSizeBound) {
   }
 }
 
+// add_records() puts as many records in each message as add_record() one at a time would,
+// padding included: the exporter sends the probe's flows that way.
+TEST(IpfixMessageBuilder, AddRecordsFillsMessagesAsOneAtATimeWould) {
+  const TemplatePtr wide = ipv4_template();                      // 46-byte records
+  const TemplatePtr narrow = make(257, {{0, 4, 1}, {0, 7, 2}});  // 3-byte records
+  for (const TemplatePtr& t : {wide, narrow}) {
+    const std::size_t len = t->min_record_length();
+    Buf all;
+    for (std::size_t i = 0; i < 1000 * len; ++i) all.push_back(static_cast<std::byte>(i * 7));
+    for (std::size_t max : {std::size_t{99}, std::size_t{100}, std::size_t{1400}}) {
+      for (bool pad : {false, true}) {
+        auto messages = [&](bool bulk) {
+          std::vector<Buf> out;
+          IpfixMessageBuilder b(1, max);
+          b.set_pad_sets(pad);
+          b.begin(0, 0);
+          EXPECT_TRUE(b.add_template(*t));
+          Bytes left(all);
+          while (!left.empty()) {
+            std::size_t n = 0;
+            if (bulk) {
+              n = b.add_records(*t, left, len);
+            } else {
+              while (n * len < left.size() && b.add_record(*t, left.subspan(n * len, len))) ++n;
+            }
+            if (n == 0) {
+              EXPECT_FALSE(b.empty()) << "a record that fits no message";
+              if (b.empty()) return out;
+              out.push_back(b.finish());
+              continue;
+            }
+            left = left.subspan(n * len);
+          }
+          out.push_back(b.finish());
+          return out;
+        };
+        const auto one_by_one = messages(false);
+        EXPECT_GT(one_by_one.size(), 1u);
+        EXPECT_EQ(messages(true), one_by_one) << "max " << max << " pad " << pad;
+      }
+    }
+  }
+}
+
 TEST(IpfixMessageBuilder, RefusedSetSwitchChangesNothing) {
   TemplatePtr a = make(300, {{0, 1, 4}});
   TemplatePtr c = make(301, {{0, 1, 4}});

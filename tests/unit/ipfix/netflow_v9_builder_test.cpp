@@ -194,6 +194,47 @@ TEST(NetflowV9Builder, StaysWithinTheSizeBound) {
   EXPECT_EQ(batch.size(), 3u);
 }
 
+// add_records() puts as many records in each packet as add_record() one at a time would,
+// padding included: the exporter sends the probe's flows that way.
+TEST(NetflowV9Builder, AddRecordsFillsPacketsAsOneAtATimeWould) {
+  for (auto t : {*Template::make(300, {{0, 8, 4}, {0, 1, 4}, {0, 4, 1}}),  // 9-byte records
+                 *Template::make(301, {{0, 4, 1}, {0, 7, 2}})}) {          // 3-byte records
+    const std::size_t len = t->min_record_length();
+    std::vector<std::byte> all;
+    for (std::size_t i = 0; i < 1000 * len; ++i) all.push_back(static_cast<std::byte>(i * 5));
+    for (std::size_t max : {std::size_t{63}, std::size_t{64}, std::size_t{1400}}) {
+      auto packets = [&](bool bulk) {
+        std::vector<std::vector<std::byte>> out;
+        NetflowV9MessageBuilder b(1, max);
+        b.begin(0, 0, 0);
+        EXPECT_TRUE(b.add_template(*t));
+        Bytes left(all);
+        while (!left.empty()) {
+          std::size_t n = 0;
+          if (bulk) {
+            n = b.add_records(*t, left, len);
+          } else {
+            while (n * len < left.size() && b.add_record(*t, left.subspan(n * len, len))) ++n;
+          }
+          if (n == 0) {
+            EXPECT_FALSE(b.empty()) << "a record that fits no packet";
+            if (b.empty()) return out;
+            out.push_back(b.finish());
+            b.begin(0, 0, 0);
+            continue;
+          }
+          left = left.subspan(n * len);
+        }
+        out.push_back(b.finish());
+        return out;
+      };
+      const auto one_by_one = packets(false);
+      EXPECT_GT(one_by_one.size(), 1u);
+      EXPECT_EQ(packets(true), one_by_one) << "max " << max;
+    }
+  }
+}
+
 TEST(NetflowV9Builder, ShortRecordsAreNotPaddedIntoExtraRecords) {
   // 1-byte records: padding 3 bytes would read as 3 more records, so none is added.
   auto t = *Template::make(300, {{0, 4, 1}});

@@ -35,6 +35,46 @@ TEST(RecordBatch, ViewsFixedAndVariableRecords) {
   EXPECT_FALSE(batch[1].field(0, 8).has_value());
 }
 
+// run(): the exporter copies such a run whole, so it must stop where the template, the
+// message or the storage order changes.
+TEST(RecordBatch, RunStopsAtTemplateMessageOrGap) {
+  RecordBatch batch;
+  auto t1 = *Template::make(256, {{0, 4, 1}, {0, 7, 2}});
+  auto t2 = *Template::make(257, {{0, 4, 1}, {0, 11, 2}});
+  const auto m1 = batch.add_message(MessageMeta{});
+  const auto m2 = batch.add_message(MessageMeta{});
+  auto put = [&](int first, const TemplatePtr& t, std::uint32_t m) {
+    batch.add(batch.store(bytes_of({first, 0, 1})), 3, batch.use_template(t), m);
+  };
+  put(1, t1, m1);
+  put(2, t1, m1);
+  put(3, t1, m1);
+  put(4, t2, m1);  // another template
+  put(5, t2, m2);  // another message
+  put(6, t2, m2);
+  // Bytes stored between record 6 and the next: not back to back.
+  batch.store(bytes_of({0, 0, 0}));
+  batch.add(batch.store(bytes_of({9, 9, 9})), 3, batch.use_template(t2), m2);
+
+  std::size_t end = 0;
+  Bytes run = batch.run(0, end);
+  EXPECT_EQ(end, 3u);
+  ASSERT_EQ(run.size(), 9u);
+  EXPECT_EQ(run[0], std::byte{1});
+  EXPECT_EQ(run[6], std::byte{3});
+  run = batch.run(1, end);  // from the middle of a run
+  EXPECT_EQ(end, 3u);
+  EXPECT_EQ(run.size(), 6u);
+  EXPECT_EQ(batch.run(3, end).size(), 3u);
+  EXPECT_EQ(end, 4u);
+  EXPECT_EQ(batch.run(4, end).size(), 6u);
+  EXPECT_EQ(end, 6u);
+  run = batch.run(6, end);
+  EXPECT_EQ(end, 7u);
+  ASSERT_EQ(run.size(), 3u);
+  EXPECT_EQ(run[0], std::byte{9});
+}
+
 TEST(RecordBatch, LongVariableLengthPrefix) {
   // RFC 7011 §7: 255 followed by a two-byte length.
   RecordBatch batch;
