@@ -104,6 +104,9 @@ PcapRecordWalker::PcapRecordWalker(std::span<const std::byte> records,
     : in_(records),
       format_(format),
       max_caplen_(max_caplen_for_link_type(format.link_type)),
+      native_(!format.swapped && format.lengths == PcapLengthOrder::caplen_first),
+      plain_caplen_(std::min(format.snapshot, max_caplen_)),
+      frac_to_ns_(format.nanoseconds ? 1 : 1000),
       final_(final) {}
 
 PcapStep PcapRecordWalker::damaged(std::string why) {
@@ -115,6 +118,22 @@ PcapStep PcapRecordWalker::damaged(std::string why) {
 PcapStep PcapRecordWalker::next(PcapRecord& out) {
   if (done_ != PcapStep::record) return done_;
   const std::size_t left = in_.size() - pos_;
+  if (native_ && left >= kPcapRecordHeaderSize) {
+    // The usual record, judged as below would judge it: a whole record within the snapshot
+    // length, in this host's byte order (signed seconds and fraction, as libpcap reads them).
+    const std::byte* h = in_.data() + pos_;
+    const std::uint32_t caplen = load32(h + 8, false);
+    if (caplen <= plain_caplen_ && caplen <= left - kPcapRecordHeaderSize) {
+      const auto sec = static_cast<std::int32_t>(load32(h, false));
+      const auto frac = static_cast<std::int32_t>(load32(h + 4, false));
+      out.timestamp_ns = std::int64_t{sec} * 1'000'000'000 + std::int64_t{frac} * frac_to_ns_;
+      out.caplen = caplen;
+      out.wire_length = load32(h + 12, false);
+      out.data = in_.subspan(pos_ + kPcapRecordHeaderSize, caplen);
+      pos_ += kPcapRecordHeaderSize + caplen;
+      return PcapStep::record;
+    }
+  }
   if (!final_ && left < kPcapRecordHeaderSize) {
     needed_ = kPcapRecordHeaderSize;
     return PcapStep::need_more;

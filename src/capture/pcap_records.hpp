@@ -109,6 +109,11 @@ class PcapRecordWalker {
   std::span<const std::byte> in_;
   PcapRecordFormat format_{};
   std::uint32_t max_caplen_ = 262144;
+  // Records in this host's byte order with caplen first (nearly every file) whose caplen is
+  // within this bound and whose bytes are all in the input take a short path in next().
+  bool native_ = false;
+  std::uint32_t plain_caplen_ = 0;  // min(snapshot, max_caplen_)
+  std::int64_t frac_to_ns_ = 1000;  // 1 in a nanosecond file
   std::size_t pos_ = 0;
   std::size_t needed_ = 0;
   bool final_ = true;
