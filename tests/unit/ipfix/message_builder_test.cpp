@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "ipfix/decode.hpp"
+#include "unit/ipfix/fill_messages.hpp"
 
 namespace flowsec::ipfix {
 namespace {
@@ -314,29 +315,12 @@ TEST(IpfixMessageBuilder, AddRecordsFillsMessagesAsOneAtATimeWould) {
     for (std::size_t max : {std::size_t{99}, std::size_t{100}, std::size_t{1400}}) {
       for (bool pad : {false, true}) {
         auto messages = [&](bool bulk) {
-          std::vector<Buf> out;
           IpfixMessageBuilder b(1, max);
           b.set_pad_sets(pad);
           b.begin(0, 0);
           EXPECT_TRUE(b.add_template(*t));
-          Bytes left(all);
-          while (!left.empty()) {
-            std::size_t n = 0;
-            if (bulk) {
-              n = b.add_records(*t, left, len);
-            } else {
-              while (n * len < left.size() && b.add_record(*t, left.subspan(n * len, len))) ++n;
-            }
-            if (n == 0) {
-              EXPECT_FALSE(b.empty()) << "a record that fits no message";
-              if (b.empty()) return out;
-              out.push_back(b.finish());
-              continue;
-            }
-            left = left.subspan(n * len);
-          }
-          out.push_back(b.finish());
-          return out;
+          return testing::fill_messages(
+              b, [] {}, *t, all, len, bulk);
         };
         const auto one_by_one = messages(false);
         EXPECT_GT(one_by_one.size(), 1u);

@@ -6,6 +6,7 @@
 
 #include "ipfix/decode.hpp"
 #include "ipfix/netflow_v9_builder.hpp"
+#include "unit/ipfix/fill_messages.hpp"
 
 namespace flowsec::ipfix {
 namespace {
@@ -204,29 +205,11 @@ TEST(NetflowV9Builder, AddRecordsFillsPacketsAsOneAtATimeWould) {
     for (std::size_t i = 0; i < 1000 * len; ++i) all.push_back(static_cast<std::byte>(i * 5));
     for (std::size_t max : {std::size_t{63}, std::size_t{64}, std::size_t{1400}}) {
       auto packets = [&](bool bulk) {
-        std::vector<std::vector<std::byte>> out;
         NetflowV9MessageBuilder b(1, max);
         b.begin(0, 0, 0);
         EXPECT_TRUE(b.add_template(*t));
-        Bytes left(all);
-        while (!left.empty()) {
-          std::size_t n = 0;
-          if (bulk) {
-            n = b.add_records(*t, left, len);
-          } else {
-            while (n * len < left.size() && b.add_record(*t, left.subspan(n * len, len))) ++n;
-          }
-          if (n == 0) {
-            EXPECT_FALSE(b.empty()) << "a record that fits no packet";
-            if (b.empty()) return out;
-            out.push_back(b.finish());
-            b.begin(0, 0, 0);
-            continue;
-          }
-          left = left.subspan(n * len);
-        }
-        out.push_back(b.finish());
-        return out;
+        return testing::fill_messages(
+            b, [&] { b.begin(0, 0, 0); }, *t, all, len, bulk);
       };
       const auto one_by_one = packets(false);
       EXPECT_GT(one_by_one.size(), 1u);
