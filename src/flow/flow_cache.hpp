@@ -105,7 +105,8 @@ class FlowCache {
   [[nodiscard]] const FlowCacheConfig& config() const { return config_; }
 
   // Memory: bytes one flow costs (entry + its share of the bucket array at full load),
-  // and bytes held now (slab chunks + buckets + the fragment table, made with the first fragment).
+  // and bytes held now (slab entries handed out + buckets + the fragment table, made with the
+  // first fragment).
   [[nodiscard]] std::size_t memory_per_flow() const;
   [[nodiscard]] std::size_t bytes_in_use() const;
 
