@@ -769,20 +769,23 @@ void FlowCache::update(std::uint32_t idx, bool reverse, const packet::PacketView
       const std::uint16_t f = v.tcp_flags;
       c.tcp_flags |= f;
       c.tcp_window_max = std::max(c.tcp_window_max, v.tcp_window);
-      const std::uint32_t rel_us = clamp_u32((ts - r.first_ns) / 1000);
       // Handshake timing (nProbe CLIENT_/SERVER_NW_LATENCY): half of each leg's round
-      // trip as the probe sees it, per the FlowRecord contract.
+      // trip as the probe sees it, per the FlowRecord contract. The packet's time after the
+      // flow's start is worked out for the handshake's segments only.
+      const auto since_first_us = [&] { return clamp_u32((ts - r.first_ns) / 1000); };
       if ((f & (kSyn | kAck)) == kSyn && !reverse) {
-        e.syn_us = rel_us;
+        e.syn_us = since_first_us();
         e.state |= kSynSeen;
         e.state &= static_cast<std::uint16_t>(~(kSynAckSeen | kAckTimed));
       } else if ((f & (kSyn | kAck)) == (kSyn | kAck) && reverse) {
+        const std::uint32_t rel_us = since_first_us();
         e.synack_us = rel_us;
         e.state |= kSynAckSeen;
         if ((e.state & kSynSeen) != 0)
           r.server_latency_us = (rel_us - std::min(rel_us, e.syn_us)) / 2;
       } else if ((f & (kSyn | kAck)) == kAck && !reverse &&
                  (e.state & (kSynAckSeen | kAckTimed)) == kSynAckSeen) {
+        const std::uint32_t rel_us = since_first_us();
         r.client_latency_us = (rel_us - std::min(rel_us, e.synack_us)) / 2;
         e.state |= kAckTimed;
       }
