@@ -611,7 +611,7 @@ void Exporter::add_records(std::size_t layout, Bytes records, std::size_t record
 bool Exporter::needs_rebase(const Plan& p, const ipfix::MessageMeta& m) const {
   return p.has_uptime &&
          (m.protocol == ipfix::Protocol::netflow_v5 || m.protocol == ipfix::Protocol::netflow_v9 ||
-          m.sys_uptime_ms != 0) &&
+          ipfix::has_sys_uptime(m)) &&
          uptime_origin_ms(m, start_ms_) != start_ms_;
 }
 

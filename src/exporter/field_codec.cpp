@@ -238,7 +238,7 @@ void put_time_field(const FieldSpec& f, DataType type, TimeElement t, std::int64
 
 std::int64_t uptime_origin_ms(const ipfix::MessageMeta& m, std::int64_t fallback_ms) {
   if (m.protocol == ipfix::Protocol::netflow_v5 || m.protocol == ipfix::Protocol::netflow_v9 ||
-      m.sys_uptime_ms != 0) {
+      ipfix::has_sys_uptime(m)) {
     return static_cast<std::int64_t>(m.export_time) * 1000 +
            static_cast<std::int64_t>(m.export_time_nsec / 1000000) -
            static_cast<std::int64_t>(m.sys_uptime_ms);

@@ -356,6 +356,7 @@ ipfix::MessageMeta FlowEncoder::message_meta(std::int64_t last_ns, std::int64_t 
   meta.export_time = static_cast<std::uint32_t>(std::max<std::int64_t>(last_ns, 0) / 1000000000);
   meta.sys_uptime_ms =
       static_cast<std::uint32_t>(std::int64_t{meta.export_time} * 1000 - origin_ms);
+  meta.ipfix_uptime = true;  // 0 too: a flow exported within the first second
   return meta;
 }
 

@@ -37,9 +37,20 @@ struct MessageMeta {
   std::uint32_t sequence = 0;            // as on the wire (meaning differs per protocol)
   std::uint32_t observation_domain = 0;  // IPFIX domain, v9 source id, v5 engine type<<8|id,
                                          // sFlow sub-agent id
-  std::uint32_t sys_uptime_ms = 0;       // v5/v9/sFlow header; 0 for IPFIX
+  std::uint32_t sys_uptime_ms = 0;       // v5/v9/sFlow header; IPFIX: see ipfix_uptime
   std::uint32_t export_time_nsec = 0;    // v5 residual nanoseconds; 0 otherwise
+  // IPFIX headers carry no uptime (RFC 7011 §3.1): true once sys_uptime_ms was filled in for
+  // the message, from the session's systemInitTimeMilliseconds (IE 160) or the probe's own
+  // clock. Then 0 is an uptime like any other: a message exported within the first second
+  // after the exporter's start has it.
+  bool ipfix_uptime = false;
 };
+
+// The message has an uptime that turns flowStart/EndSysUpTime (IE 22/21) into absolute
+// times: an IPFIX message one filled in, a v5/v9/sFlow one a non-zero header uptime.
+[[nodiscard]] inline bool has_sys_uptime(const MessageMeta& m) {
+  return m.protocol == Protocol::ipfix ? m.ipfix_uptime : m.sys_uptime_ms != 0;
+}
 
 // One field of one record: its spec and its value bytes (without the variable-length prefix).
 struct FieldValue {

@@ -619,8 +619,8 @@ void RecordRenderer::render_records(const RecordBatch& batch, std::string& dest,
         }
       }
       if (uptime.mode == UptimeRef::Mode::unknown) {
-        uptime.mode = (meta.export_time != 0 && meta.sys_uptime_ms != 0) ? UptimeRef::Mode::header
-                                                                         : UptimeRef::Mode::raw;
+        uptime.mode = (meta.export_time != 0 && has_sys_uptime(meta)) ? UptimeRef::Mode::header
+                                                                      : UptimeRef::Mode::raw;
       }
     }
 

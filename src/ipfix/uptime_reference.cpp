@@ -16,11 +16,12 @@ void UptimeReference::apply(RecordBatch& batch, const RecordBatch::Mark& since) 
   }
   if (init_ms_.empty()) return;
   for (MessageMeta& m : batch.messages_from(since.messages)) {
-    if (m.protocol != Protocol::ipfix || m.sys_uptime_ms != 0) continue;
+    if (m.protocol != Protocol::ipfix || m.ipfix_uptime) continue;
     const auto it = init_ms_.find(m.observation_domain);
     if (it == init_ms_.end()) continue;
     // Modulo 2^32, as a v9 sysUpTime counter wraps; renderers take differences the same way.
     m.sys_uptime_ms = static_cast<std::uint32_t>(std::uint64_t{m.export_time} * 1000 - it->second);
+    m.ipfix_uptime = true;
   }
 }
 

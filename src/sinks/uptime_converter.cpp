@@ -98,7 +98,7 @@ const ipfix::RecordBatch& UptimeConverter::convert(const ipfix::RecordBatch& in)
       if (auto v = rec.unsigned_field(0, kSystemInitTimeMilliseconds)) {
         mode = Mode::sysinit;
         sysinit_ms = *v;
-      } else if (meta.export_time != 0 && meta.sys_uptime_ms != 0) {
+      } else if (meta.export_time != 0 && ipfix::has_sys_uptime(meta)) {
         mode = Mode::header;
       }
     }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "exporter/flow_encoder.hpp"
+#include "ipfix/render.hpp"
 #include "ipfix/template_string.hpp"
 #include "unit/exporter/test_support.hpp"
 
@@ -267,6 +268,33 @@ TEST(FlowEncoder, Ipv6FlowsUseTheTwinTemplate) {
   ipfix::RecordBatch b2;
   both.encode(f, b2);
   EXPECT_EQ(un(b2[0], 0, 8), 0u);
+}
+
+// A flow exported within the first second after the start gets a message uptime of 0,
+// which is an uptime like any other: its FIRST/LAST_SWITCHED render as absolute times, as
+// every later flow's do (they rendered as raw uptimes, ms since the start, before).
+TEST(FlowEncoder, FlowsOfTheFirstSecondRenderAsAbsoluteTimes) {
+  FlowEncoder e = encoder("%IPV4_SRC_ADDR %FIRST_SWITCHED %LAST_SWITCHED");
+  flow::FlowRecord early = tcp_flow();
+  early.first_ns = (kStartMs + 87) * 1'000'000;
+  early.last_ns = (kStartMs + 990) * 1'000'000;
+  auto render = [&](const flow::FlowRecord& f) {
+    ipfix::RecordBatch batch;
+    e.encode(f, batch);
+    EXPECT_TRUE(batch.messages_from(0)[0].ipfix_uptime);
+    std::string json;
+    ipfix::RecordRenderer(ipfix::RenderFormat::json_lines).render(batch, json);
+    return json;
+  };
+  // Both in the start's second, kStartMs / 1000 s.
+  const std::string first = render(early);
+  EXPECT_NE(first.find("\"FIRST_SWITCHED\":1700000000,\"LAST_SWITCHED\":1700000000"),
+            std::string::npos)
+      << first;
+  // A later flow (2.5 s to 7.75 s after the start) renders as absolute seconds too.
+  const std::string later = render(tcp_flow());
+  EXPECT_NE(later.find("\"FIRST_SWITCHED\":170000000"), std::string::npos) << later;
+  EXPECT_NE(later.find("\"LAST_SWITCHED\":1700000007"), std::string::npos) << later;
 }
 
 TEST(FlowEncoder, UnsupportedFieldsListedAndZero) {
