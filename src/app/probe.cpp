@@ -6,6 +6,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <new>
 
 #include "capture/capture_source.hpp"
 #include "common/log.hpp"
@@ -163,8 +164,17 @@ Expected<void, std::string> Probe::start(sinks::Fanout& outputs, std::int64_t st
   cc.active_timeout_ns = std::int64_t{p.options.lifetime_timeout} * 1'000'000'000;
   cc.idle_timeout_ns = std::int64_t{p.options.idle_timeout} * 1'000'000'000;
   cc.max_flows = p.options.max_flows;
-  p.cache = std::make_unique<flow::FlowCache>(
-      cc, [&p](const flow::FlowRecord& f) { p.on_flow(f); }, p.l7.get());
+  // The cache reserves address space for -M flows up front (its slab and bucket array,
+  // ~250 bytes a flow); where that is refused (a ulimit -v, strict overcommit) it is a
+  // start-up error naming the option, not an abort.
+  try {
+    p.cache = std::make_unique<flow::FlowCache>(
+        cc, [&p](const flow::FlowRecord& f) { p.on_flow(f); }, p.l7.get());
+  } catch (const std::bad_alloc&) {
+    return tl::unexpected(fmt::format(
+        "option -M: cannot reserve {} MB of address space for {} flows (lower -M)",
+        (std::size_t{cc.max_flows} * flow::FlowCache::kBytesPerFlow) >> 20, cc.max_flows));
+  }
   p.progress_line =
       offline() && p.source->kind() != capture::SourceKind::standard_input && ::isatty(2) == 1;
   return {};
