@@ -635,7 +635,9 @@ inline void FlowCache::lookup_of(const packet::PacketView& v, Lookup& lk) const 
 
 void FlowCache::add(const packet::PacketView& v, std::span<const std::byte> frame,
                     std::int64_t ts) {
-  add_one(v, frame, ts, nullptr);
+  Lookup lk;
+  if (v.is_ip()) lookup_of(v, lk);
+  add_one(v, frame, ts, lk);
 }
 
 void FlowCache::add_batch(std::span<const Packet> packets) {
@@ -661,13 +663,13 @@ void FlowCache::add_batch(std::span<const Packet> packets) {
         if (head != kNil) __builtin_prefetch(&entry(head));
       }
       const Packet& p = run[i];
-      add_one(*p.view, p.frame, p.timestamp_ns, p.view->is_ip() ? &lookups[i] : nullptr);
+      add_one(*p.view, p.frame, p.timestamp_ns, lookups[i]);
     }
   }
 }
 
 void FlowCache::add_one(const packet::PacketView& v, std::span<const std::byte> frame,
-                        std::int64_t ts, const Lookup* precomputed) {
+                        std::int64_t ts, const Lookup& lk) {
   if (!v.is_ip()) {
     ++stats_.non_ip_packets;
     return;
@@ -694,9 +696,6 @@ void FlowCache::add_one(const packet::PacketView& v, std::span<const std::byte> 
     }
   }
   if (idx == kNil) {
-    Lookup computed;
-    if (precomputed == nullptr) lookup_of(v, computed);
-    const Lookup& lk = precomputed != nullptr ? *precomputed : computed;
     idx = find(lk, reverse);
     if (idx != kNil) {
       const Entry& e = entry(idx);

@@ -129,8 +129,9 @@ class FlowCache {
   struct Lookup;
 
   Entry& entry(std::uint32_t idx);
+  // `lk`: lookup_of(v), read only when v is an IP packet.
   void add_one(const packet::PacketView& v, std::span<const std::byte> frame, std::int64_t ts,
-               const Lookup* precomputed);
+               const Lookup& lk);
   // The packet's key in its own direction and its hash, written into `out`.
   void lookup_of(const packet::PacketView& v, Lookup& out) const;
 
