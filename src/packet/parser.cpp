@@ -125,6 +125,12 @@ class Parser {
   Status ipv6(std::size_t off, std::size_t end);
   [[gnu::always_inline]] inline Status transport(std::uint8_t proto, std::size_t off,
                                                  std::size_t end, std::size_t ip_payload);
+  // Records a transport header of `header` bytes read at `off`.
+  void transport_read(std::size_t off, std::size_t header, std::size_t ip_payload) {
+    v_.has_l4 = true;
+    v_.payload_offset = static_cast<std::uint32_t>(off + header);
+    v_.l4_payload_length = u32_sat(ip_payload - header);
+  }
   Status gre(std::size_t off, std::size_t end);
   Status pptp_gre(std::uint16_t flags, std::size_t off, std::size_t end);
   Status vxlan(std::size_t off, std::size_t end);
@@ -142,9 +148,9 @@ class Parser {
 };
 
 Status Parser::link(int type) {
+  if (type == link_type::kEthernet) [[likely]]  // before the switch: most captures are
+    return ethernet(0, size_, true);
   switch (type) {
-    case link_type::kEthernet:
-      return ethernet(0, size_, true);
     case link_type::kLinuxSll: {
       // LINKTYPE_LINUX_SLL: packet type, ARPHRD type, address length, 8 address
       // bytes, protocol (an EtherType for every ARPHRD we can see IP on).
@@ -211,6 +217,10 @@ Status Parser::ethernet(std::size_t off, std::size_t end, bool outer) {
 }
 
 Status Parser::ethertype(std::uint16_t type, std::size_t off, std::size_t end, bool outer) {
+  if (type == kEtherIpv4) [[likely]] {  // untagged IPv4: no tag loop, no switch
+    v_.ethertype = type;
+    return ipv4(off, end);
+  }
   std::size_t tags = 0;
   while (type == kEtherCTag || type == kEtherSTag || type == kEtherQinQLegacy) {
     if (tags == kMaxVlanTags) return Malformed::too_many_vlans;
@@ -457,22 +467,23 @@ Status Parser::transport(std::uint8_t proto, std::size_t off, std::size_t end,
   const std::size_t avail = std::min(end - off, ip_payload);
   const std::byte* h = at(off);
   std::size_t header = 0;
+  if (proto == kProtoTcp) [[likely]] {
+    // RFC 9293 §3.1. Options may be cut by the snap length: only the fixed part is
+    // needed for what we report. Tested before the switch: most packets are TCP.
+    if (avail < 20) return Malformed::truncated_l4;
+    header = (std::size_t{rd8(h + 12)} >> 4) * 4;
+    if (header < 20 || header > ip_payload) return Malformed::bad_tcp_header;
+    v_.src_port = rd16(h);
+    v_.dst_port = rd16(h + 2);
+    v_.tcp_seq = rd32(h + 4);
+    v_.tcp_ack = rd32(h + 8);
+    v_.tcp_flags = static_cast<std::uint16_t>(rd16(h + 12) & 0x0fff);
+    v_.tcp_window = rd16(h + 14);
+    v_.tcp_header_length = static_cast<std::uint8_t>(header);
+    transport_read(off, header, ip_payload);
+    return kOk;
+  }
   switch (proto) {
-    case kProtoTcp: {
-      // RFC 9293 §3.1. Options may be cut by the snap length: only the fixed part
-      // is needed for what we report.
-      if (avail < 20) return Malformed::truncated_l4;
-      header = (std::size_t{rd8(h + 12)} >> 4) * 4;
-      if (header < 20 || header > ip_payload) return Malformed::bad_tcp_header;
-      v_.src_port = rd16(h);
-      v_.dst_port = rd16(h + 2);
-      v_.tcp_seq = rd32(h + 4);
-      v_.tcp_ack = rd32(h + 8);
-      v_.tcp_flags = static_cast<std::uint16_t>(rd16(h + 12) & 0x0fff);
-      v_.tcp_window = rd16(h + 14);
-      v_.tcp_header_length = static_cast<std::uint8_t>(header);
-      break;
-    }
     case kProtoUdp:
     case kProtoUdpLite:                               // RFC 3828 §3: same ports layout as UDP
       if (avail < 8) return Malformed::truncated_l4;  // RFC 768
@@ -509,9 +520,7 @@ Status Parser::transport(std::uint8_t proto, std::size_t off, std::size_t end,
     default:
       return kOk;  // ESP, OSPF, ...: no transport header we read
   }
-  v_.has_l4 = true;
-  v_.payload_offset = static_cast<std::uint32_t>(off + header);
-  v_.l4_payload_length = u32_sat(ip_payload - header);
+  transport_read(off, header, ip_payload);
   if (strip_ && proto == kProtoUdp && !v_.is_fragment) {
     if (v_.dst_port == kVxlanPort) return vxlan(off + 8, end);
     if (v_.dst_port == kGtpUPort) return gtp_u(off + 8, end);
