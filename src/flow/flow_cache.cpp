@@ -616,10 +616,10 @@ std::uint32_t FlowCache::match_fragment(const packet::PacketView& v, std::int64_
 // ports: their key has ports 0 (see the header). The address words are loaded once and
 // serve both the hash and the key's stores.
 inline void FlowCache::lookup_of(const packet::PacketView& v, Lookup& lk) const {
-  const bool with_ports = v.has_l4 && !(v.is_fragment && v.fragment_offset != 0);
+  // has_l4 is never set for a non-first fragment (PacketView): no ports then.
   const Words s = words(v.src_addr), d = words(v.dst_addr);
-  const std::uint16_t sp = with_ports ? v.src_port : 0;
-  const std::uint16_t dp = with_ports ? v.dst_port : 0;
+  const std::uint16_t sp = v.has_l4 ? v.src_port : 0;
+  const std::uint16_t dp = v.has_l4 ? v.dst_port : 0;
   const std::uint16_t vlan = v.vlan_count > 0 ? v.vlan_outer : 0;
   std::memcpy(lk.key.src_addr.data(), &s, sizeof s);
   std::memcpy(lk.key.dst_addr.data(), &d, sizeof d);
@@ -631,41 +631,6 @@ inline void FlowCache::lookup_of(const packet::PacketView& v, Lookup& lk) const 
   lk.hash =
       flow_hash(seed_, s, d, sp, dp,
                 (std::uint64_t{vlan} << 16) | (std::uint64_t{v.ip_version} << 8) | v.protocol);
-}
-
-void FlowCache::add(const packet::PacketView& v, std::span<const std::byte> frame,
-                    std::int64_t ts) {
-  Lookup lk;
-  if (v.is_ip()) lookup_of(v, lk);
-  add_one(v, frame, ts, lk);
-}
-
-void FlowCache::add_batch(std::span<const Packet> packets) {
-  // Two prefetch stages: the bucket head kAhead packets ahead, and the entry it points
-  // to kAhead/2 packets ahead (by then the bucket line has arrived).
-  constexpr std::size_t kAhead = 16;
-  Lookup* const lookups = lookups_.get();
-  for (std::size_t base = 0; base < packets.size(); base += kLookupRun) {
-    const std::size_t n = std::min(kLookupRun, packets.size() - base);
-    const Packet* run = packets.data() + base;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (run[i].view->is_ip()) lookup_of(*run[i].view, lookups[i]);
-      if (i < kAhead && run[i].view->is_ip()) {
-        __builtin_prefetch(&buckets_[lookups[i].hash & bucket_mask_]);  // the run's first few
-      }
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      if (i + kAhead < n && run[i + kAhead].view->is_ip()) {
-        __builtin_prefetch(&buckets_[lookups[i + kAhead].hash & bucket_mask_]);
-      }
-      if (i + kAhead / 2 < n && run[i + kAhead / 2].view->is_ip()) {
-        const std::uint32_t head = buckets_[lookups[i + kAhead / 2].hash & bucket_mask_];
-        if (head != kNil) __builtin_prefetch(&entry(head));
-      }
-      const Packet& p = run[i];
-      add_one(*p.view, p.frame, p.timestamp_ns, lookups[i]);
-    }
-  }
 }
 
 void FlowCache::add_one(const packet::PacketView& v, std::span<const std::byte> frame,
@@ -725,29 +690,64 @@ void FlowCache::add_one(const packet::PacketView& v, std::span<const std::byte> 
   if (v.is_fragment && !later_fragment && v.has_l4) remember_fragment(idx, v, ts);
 }
 
+void FlowCache::add(const packet::PacketView& v, std::span<const std::byte> frame,
+                    std::int64_t ts) {
+  const Packet p{&v, frame, ts};
+  add_batch({&p, 1});
+}
+
+void FlowCache::add_batch(std::span<const Packet> packets) {
+  // Two prefetch stages: every packet's bucket head as its lookup is computed, and the
+  // entry a bucket points to kAhead packets ahead (by then the bucket line has arrived).
+  // Lookups are computed for every packet, IP or not: a non-IP view's network fields are
+  // zero, so its lookup is a harmless one that add_one() never reads. add_one() has this
+  // one call site, so that it (and update()) is inlined here.
+  constexpr std::size_t kAhead = 8;
+  Lookup* const lookups = lookups_.get();
+  for (std::size_t base = 0; base < packets.size(); base += kLookupRun) {
+    const std::size_t n = std::min(kLookupRun, packets.size() - base);
+    const Packet* run = packets.data() + base;
+    for (std::size_t i = 0; i < n; ++i) {
+      lookup_of(*run[i].view, lookups[i]);
+      __builtin_prefetch(&buckets_[lookups[i].hash & bucket_mask_]);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i + kAhead < n) {
+        const std::uint32_t head = buckets_[lookups[i + kAhead].hash & bucket_mask_];
+        if (head != kNil) __builtin_prefetch(&entry(head));
+      }
+      add_one(*run[i].view, run[i].frame, run[i].timestamp_ns, lookups[i]);
+    }
+  }
+}
+
 void FlowCache::update(std::uint32_t idx, bool reverse, const packet::PacketView& v,
                        std::span<const std::byte> frame, std::int64_t ts) {
   Entry& e = entry(idx);
   FlowRecord& r = e.rec;
   DirectionCounters& c = reverse ? r.out : r.in;
-  const bool first_of_flow = r.in.packets == 0 && r.out.packets == 0;
 
-  if (c.packets == 0) c.tos = v.tos;
+  // The tests below are ordered so that a packet of an established flow takes as few of
+  // them as it can: first-packet facts, then TCP before ICMP, and the handshake and FIN
+  // bookkeeping only when a flag or the flow's state says there is any to do.
+  if (c.packets == 0) {  // the first packet of its direction
+    c.tos = v.tos;
+    const bool first_of_flow = r.in.packets == 0 && r.out.packets == 0;
+    // MACs are those of the client's packets; a server packet seen first fills them in
+    // mirrored until a client packet arrives.
+    if (!reverse) {
+      r.client_mac = v.src_mac;
+      r.server_mac = v.dst_mac;
+    } else if (first_of_flow) {
+      r.client_mac = v.dst_mac;
+      r.server_mac = v.src_mac;
+    }
+    if (first_of_flow) r.tunnel_id = v.tunnel_id;
+  }
   ++c.packets;
   c.bytes += v.ip_length;
   if (v.is_fragment) ++c.fragments;
   if (ts > r.last_ns) r.last_ns = ts;
-
-  // MACs are those of the client's packets; a server packet seen first fills them in
-  // mirrored until a client packet arrives.
-  if (!reverse && c.packets == 1) {
-    r.client_mac = v.src_mac;
-    r.server_mac = v.dst_mac;
-  } else if (reverse && first_of_flow) {
-    r.client_mac = v.dst_mac;
-    r.server_mac = v.src_mac;
-  }
-  if (first_of_flow) r.tunnel_id = v.tunnel_id;
 
   if (!reverse) {
     if ((e.state & kTtlSeen) == 0) {
@@ -760,33 +760,32 @@ void FlowCache::update(std::uint32_t idx, bool reverse, const packet::PacketView
   }
 
   if (v.has_l4) {
-    if ((v.protocol == kProtoIcmp || v.protocol == kProtoIcmpv6) && (e.state & kIcmpSeen) == 0) {
-      r.icmp_type = v.icmp_type;
-      r.icmp_code = v.icmp_code;
-      e.state |= kIcmpSeen;
-    } else if (v.protocol == kProtoTcp) {
+    if (v.protocol == kProtoTcp) {
       const std::uint16_t f = v.tcp_flags;
       c.tcp_flags |= f;
       c.tcp_window_max = std::max(c.tcp_window_max, v.tcp_window);
       // Handshake timing (nProbe CLIENT_/SERVER_NW_LATENCY): half of each leg's round
-      // trip as the probe sees it, per the FlowRecord contract. The packet's time after the
-      // flow's start is worked out for the handshake's segments only.
-      const auto since_first_us = [&] { return clamp_u32((ts - r.first_ns) / 1000); };
-      if ((f & (kSyn | kAck)) == kSyn && !reverse) {
-        e.syn_us = since_first_us();
-        e.state |= kSynSeen;
-        e.state &= static_cast<std::uint16_t>(~(kSynAckSeen | kAckTimed));
-      } else if ((f & (kSyn | kAck)) == (kSyn | kAck) && reverse) {
-        const std::uint32_t rel_us = since_first_us();
-        e.synack_us = rel_us;
-        e.state |= kSynAckSeen;
-        if ((e.state & kSynSeen) != 0)
-          r.server_latency_us = (rel_us - std::min(rel_us, e.syn_us)) / 2;
-      } else if ((f & (kSyn | kAck)) == kAck && !reverse &&
-                 (e.state & (kSynAckSeen | kAckTimed)) == kSynAckSeen) {
-        const std::uint32_t rel_us = since_first_us();
-        r.client_latency_us = (rel_us - std::min(rel_us, e.synack_us)) / 2;
-        e.state |= kAckTimed;
+      // trip as the probe sees it, per the FlowRecord contract. Only a SYN, or a segment
+      // after the SYN-ACK while the client's latency is still open, can take part; the
+      // packet's time after the flow's start is worked out for those alone.
+      if ((f & kSyn) != 0 || (e.state & (kSynAckSeen | kAckTimed)) == kSynAckSeen) {
+        const auto since_first_us = [&] { return clamp_u32((ts - r.first_ns) / 1000); };
+        if ((f & (kSyn | kAck)) == kSyn && !reverse) {
+          e.syn_us = since_first_us();
+          e.state |= kSynSeen;
+          e.state &= static_cast<std::uint16_t>(~(kSynAckSeen | kAckTimed));
+        } else if ((f & (kSyn | kAck)) == (kSyn | kAck) && reverse) {
+          const std::uint32_t rel_us = since_first_us();
+          e.synack_us = rel_us;
+          e.state |= kSynAckSeen;
+          if ((e.state & kSynSeen) != 0)
+            r.server_latency_us = (rel_us - std::min(rel_us, e.syn_us)) / 2;
+        } else if ((f & (kSyn | kAck)) == kAck && !reverse &&
+                   (e.state & (kSynAckSeen | kAckTimed)) == kSynAckSeen) {
+          const std::uint32_t rel_us = since_first_us();
+          r.client_latency_us = (rel_us - std::min(rel_us, e.synack_us)) / 2;
+          e.state |= kAckTimed;
+        }
       }
 
       const int d = reverse ? 1 : 0;
@@ -810,20 +809,29 @@ void FlowCache::update(std::uint32_t idx, bool reverse, const packet::PacketView
         }
         e.state |= reverse ? kFinServer : kFinClient;
       }
-      // Does this segment acknowledge the other side's FIN? If that closes the connection
-      // (both FINs seen, so the flow is ended just below), nothing of it is left to wait for.
-      const std::uint16_t peer_fin = reverse ? kFinClient : kFinServer;
-      const std::uint16_t peer_fin_acked = reverse ? kFinClientAcked : kFinServerAcked;
-      bool closes = false;
-      if ((f & (kAck | kRst)) == kAck && (e.state & (peer_fin | peer_fin_acked)) == peer_fin &&
-          seq_le(e.tcp[1 - d].next, v.tcp_ack)) {
-        e.state |= peer_fin_acked;
-        closes = (e.state & kClosed) == kClosed;
+      // Only a RST or a FIN seen (in either direction) can end the flow.
+      if (((f & kRst) | (e.state & (kFinClient | kFinServer))) != 0) {
+        // Does this segment acknowledge the other side's FIN? If that closes the
+        // connection (both FINs seen, so the flow is ended just below), nothing of it is
+        // left to wait for.
+        const std::uint16_t peer_fin = reverse ? kFinClient : kFinServer;
+        const std::uint16_t peer_fin_acked = reverse ? kFinClientAcked : kFinServerAcked;
+        bool closes = false;
+        if ((f & (kAck | kRst)) == kAck && (e.state & (peer_fin | peer_fin_acked)) == peer_fin &&
+            seq_le(e.tcp[1 - d].next, v.tcp_ack)) {
+          e.state |= peer_fin_acked;
+          closes = (e.state & kClosed) == kClosed;
+        }
+        if ((f & kRst) != 0 || (e.state & (kFinClient | kFinServer)) == (kFinClient | kFinServer)) {
+          mark_ended(idx);
+          if (closes) mark_closed(idx);
+        }
       }
-      if ((f & kRst) != 0 || (e.state & (kFinClient | kFinServer)) == (kFinClient | kFinServer)) {
-        mark_ended(idx);
-        if (closes) mark_closed(idx);
-      }
+    } else if ((v.protocol == kProtoIcmp || v.protocol == kProtoIcmpv6) &&
+               (e.state & kIcmpSeen) == 0) {
+      r.icmp_type = v.icmp_type;
+      r.icmp_code = v.icmp_code;
+      e.state |= kIcmpSeen;
     }
   }
 
