@@ -484,6 +484,13 @@ std::uint32_t FlowCache::allocate(std::int64_t ts) {
   if (free_head_ != kNil) {
     idx = free_head_;
     free_head_ = entry(idx).hash_next;
+    // The next flow created reuses this entry: a freed flow's, long out of the cache.
+    // Fetched now, it is there by then rather than a miss in the middle of create().
+    if (free_head_ != kNil) {
+      const auto* next = reinterpret_cast<const char*>(&entry(free_head_));
+      for (std::size_t at = 0; at < sizeof(Entry); at += 64) __builtin_prefetch(next + at, 1);
+      __builtin_prefetch(next + sizeof(Entry) - 1, 1);
+    }
   } else {
     idx = allocated_++;  // below max_flows: a full cache evicted above
   }
@@ -697,8 +704,9 @@ void FlowCache::add(const packet::PacketView& v, std::span<const std::byte> fram
 }
 
 void FlowCache::add_batch(std::span<const Packet> packets) {
-  // Two prefetch stages: every packet's bucket head as its lookup is computed, and the
-  // entry a bucket points to kAhead packets ahead (by then the bucket line has arrived).
+  // Two prefetch stages: the bucket head 2 * kAhead packets ahead, and the entry it points
+  // to kAhead packets ahead (by then the bucket line has arrived). Prefetching every
+  // bucket of a run at once instead left the later ones to queue for fill buffers.
   // Lookups are computed for every packet, IP or not: a non-IP view's network fields are
   // zero, so its lookup is a harmless one that add_one() never reads. add_one() has this
   // one call site, so that it (and update()) is inlined here.
@@ -709,9 +717,11 @@ void FlowCache::add_batch(std::span<const Packet> packets) {
     const Packet* run = packets.data() + base;
     for (std::size_t i = 0; i < n; ++i) {
       lookup_of(*run[i].view, lookups[i]);
-      __builtin_prefetch(&buckets_[lookups[i].hash & bucket_mask_]);
+      if (i < 2 * kAhead) __builtin_prefetch(&buckets_[lookups[i].hash & bucket_mask_]);
     }
     for (std::size_t i = 0; i < n; ++i) {
+      if (i + 2 * kAhead < n)
+        __builtin_prefetch(&buckets_[lookups[i + 2 * kAhead].hash & bucket_mask_]);
       if (i + kAhead < n) {
         const std::uint32_t head = buckets_[lookups[i + kAhead].hash & bucket_mask_];
         if (head != kNil) __builtin_prefetch(&entry(head));
