@@ -202,25 +202,47 @@ inline bool same16(const std::array<std::uint8_t, 16>& a, const std::array<std::
   return ((x.hi ^ y.hi) | (x.lo ^ y.lo)) == 0;
 }
 
-// Hash over the endpoints in a canonical order so both directions hash alike. The order
-// only has to be total and the same for both directions: (hi, lo) word pairs will do.
-// Takes the key's parts as words, so that it can run on a packet's fields before (and
-// without waiting for) the FlowKey's bytes to be stored.
-inline std::uint32_t flow_hash(std::uint64_t seed, Words s, Words d, std::uint16_t sp,
-                               std::uint16_t dp, std::uint64_t vlan_version_protocol) {
-  const bool swap = s.hi != d.hi ? s.hi > d.hi : (s.lo != d.lo ? s.lo > d.lo : sp > dp);
-  const Words a = swap ? d : s;
-  const Words b = swap ? s : d;
-  const std::uint16_t pa = swap ? dp : sp;
-  const std::uint16_t pb = swap ? sp : dp;
-  std::uint64_t h = 0x9ae16a3b2f90404fULL ^ seed;
-  h = mix(h, a.hi);
-  h = mix(h, a.lo);
-  h = mix(h, b.hi);
-  h = mix(h, b.lo);
-  h = mix(h, (std::uint64_t{pa} << 48) | (std::uint64_t{pb} << 32) | vlan_version_protocol);
-  h = finalize(h);
+// 64 x 64 -> 128-bit product folded to 64 bits: the mixing step of wyhash-style hashes.
+// (GCC and Clang have unsigned __int128 on every 64-bit target; `__extension__` tells
+// -Wpedantic so.)
+__extension__ using Uint128 = unsigned __int128;
+inline std::uint64_t mul_fold(std::uint64_t a, std::uint64_t b) {
+  const Uint128 p = static_cast<Uint128>(a) * b;
+  return static_cast<std::uint64_t>(p) ^ static_cast<std::uint64_t>(p >> 64);
+}
+
+// One endpoint (address words and port) under the per-process keys. The port is mixed in
+// by its own multiplication, not into an address word, so that nobody can trade address
+// bits for port bits (IPv6 senders choose their low 64 address bits) and keep the hash.
+inline std::uint64_t endpoint_hash(const std::array<std::uint64_t, 4>& k, Words a,
+                                   std::uint16_t port) {
+  return mul_fold(a.hi ^ k[0], a.lo ^ k[1]) + std::uint64_t{port} * k[2];
+}
+
+// Both directions of a flow hash alike: the endpoints' hashes are added, which does not
+// depend on their order (an explicit canonical order cost a dozen compares and moves per
+// packet). Takes the key's parts as words, so that it can run on a packet's fields
+// before (and without waiting for) the FlowKey's bytes to be stored.
+inline std::uint32_t flow_hash(const std::array<std::uint64_t, 4>& k, Words s, Words d,
+                               std::uint16_t sp, std::uint16_t dp,
+                               std::uint64_t vlan_version_protocol) {
+  const std::uint64_t h =
+      mul_fold(endpoint_hash(k, s, sp) + endpoint_hash(k, d, dp), vlan_version_protocol ^ k[3]);
   return static_cast<std::uint32_t>(h ^ (h >> 32));
+}
+
+// The flow hash's keys, drawn from the seed with splitmix64, so that they are four
+// unrelated values whatever the seed.
+std::array<std::uint64_t, 4> hash_keys(std::uint64_t seed) {
+  std::array<std::uint64_t, 4> k{};
+  for (auto& key : k) {
+    seed += 0x9e3779b97f4a7c15ULL;
+    std::uint64_t z = seed;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    key = z ^ (z >> 31);
+  }
+  return k;
 }
 
 bool same_endpoints(const FlowKey& k, const FlowKey& p) {
@@ -300,6 +322,7 @@ void track_sequence(TcpDir& t, bool& initialised, DirectionCounters& c, std::uin
 FlowCache::FlowCache(const FlowCacheConfig& config, ExportFn on_export, L7Classifier* l7)
     : config_(config),
       seed_(hash_seed()),
+      hash_keys_(hash_keys(seed_)),
       lookups_(std::make_unique<Lookup[]>(kLookupRun)),
       on_export_(std::move(on_export)),
       l7_(l7),
@@ -636,7 +659,7 @@ inline void FlowCache::lookup_of(const packet::PacketView& v, Lookup& lk) const 
   lk.key.ip_version = v.ip_version;
   lk.key.protocol = v.protocol;
   lk.hash =
-      flow_hash(seed_, s, d, sp, dp,
+      flow_hash(hash_keys_, s, d, sp, dp,
                 (std::uint64_t{vlan} << 16) | (std::uint64_t{v.ip_version} << 8) | v.protocol);
 }
 

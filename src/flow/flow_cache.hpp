@@ -167,6 +167,7 @@ class FlowCache {
   // Per-process random hash seed, so that nobody can precompute keys that fall into one
   // bucket chain and turn every lookup into a list walk (hash flooding).
   std::uint64_t seed_;
+  std::array<std::uint64_t, 4> hash_keys_;  // the flow hash's, derived from seed_
   // add_batch()'s keys and hashes for one run of packets, computed before the lookups.
   static constexpr std::size_t kLookupRun = 256;
   std::unique_ptr<Lookup[]> lookups_;
