@@ -369,9 +369,12 @@ void FlowEncoder::begin(ipfix::RecordBatch& out, std::size_t expected_flows) {
   // re-copied and re-faulted at each doubling.
   const std::size_t records = expected_flows * (split_ ? 2 : 1);
   // (+ 8: the slack encode_one() zeroes after a record.)
-  out.reserve(open_.mark.data + 8 +
-                  records * std::max(v4_.tmpl->min_record_length(), v6_.tmpl->min_record_length()),
-              open_.mark.refs + records);
+  const std::size_t bytes =
+      8 + records * std::max(v4_.tmpl->min_record_length(), v6_.tmpl->min_record_length());
+  out.reserve(open_.mark.data + bytes, open_.mark.refs + records);
+  open_.presized = !v4_.tmpl->has_variable_length() && !v6_.tmpl->has_variable_length();
+  open_.end = open_.mark.data;
+  if (open_.presized) out.storage().resize(open_.mark.data + bytes);
   // The flows' message; finish() sets its export time from the latest flow.
   open_.shared = out.add_message(message_meta(0, options_.start_time_ms));
 }
@@ -404,6 +407,7 @@ void FlowEncoder::add(const flow::FlowRecord& f) {
 void FlowEncoder::finish() {
   if (open_.out == nullptr) return;
   ipfix::RecordBatch& out = *open_.out;
+  if (open_.presized) out.storage().resize(open_.end);  // the records, not the room left
   if (open_.flows == 0) {
     out.rollback(open_.mark);  // no flow: no message either
   } else {
@@ -634,10 +638,12 @@ void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const Layo
   const Side side(f, reverse, origin_ms, split_);
   if (!l.tmpl->has_variable_length()) {
     std::vector<std::byte>& data = out.storage();
-    const std::size_t offset = data.size();
+    const std::size_t offset = open_.presized ? open_.end : data.size();
     const std::uint16_t length = l.tmpl->min_record_length();
-    // Zeroed, with 8 bytes of slack for the last direct field's store (Field::direct).
-    data.resize(offset + length + 8);
+    // Zeroed (by begin() or the growth here), with 8 bytes of slack for the last direct
+    // field's store (Field::direct), which writes only zeros past the record.
+    const std::size_t need = offset + length + 8;
+    if (data.size() < need) data.resize(open_.presized ? 2 * need : need);
     std::byte* const record = data.data() + offset;
     InPlaceWriter<Field> w{record, l.fields, scratch_};
     for (const std::size_t i : l.visit) {
@@ -649,7 +655,11 @@ void FlowEncoder::encode_one(const flow::FlowRecord& f, bool reverse, const Layo
         encode_field(i, side, l, w);
       }
     }
-    data.resize(offset + length);
+    if (open_.presized) {
+      open_.end = offset + length;
+    } else {
+      data.resize(offset + length);
+    }
     out.add(static_cast<std::uint32_t>(offset), length, template_index, message_index);
     return;
   }
