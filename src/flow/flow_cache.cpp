@@ -875,9 +875,16 @@ void FlowCache::update(std::uint32_t idx, bool reverse, const packet::PacketView
     // is at most kLruStepMs before its last packet, so expire() exports an idle flow at most
     // kLruStepMs late (the probe scans every 100 ms of packet time) and a full cache evicts a flow
     // idle for at most that much less than the least recently updated one.
-    const std::uint32_t now_ms = clamp_u32((ts - r.first_ns) / 1'000'000);
-    if (now_ms - e.lru_ms >= kLruStepMs || now_ms < e.lru_ms) {
-      e.lru_ms = now_ms;
+    // In nanoseconds, so that the division into milliseconds is made only for a move:
+    // now_ms - lru_ms >= kLruStepMs, or now_ms < lru_ms, is `since_move` out of
+    // [0, kLruStepMs ms) (now_ms: the time since the flow's start in whole milliseconds,
+    // clamped to 32 bits, as lru_ms is).
+    constexpr std::int64_t kMsNs = 1'000'000;
+    const std::int64_t now_ns =
+        std::clamp<std::int64_t>(ts - r.first_ns, 0, std::int64_t{0xffffffff} * kMsNs);
+    const std::int64_t since_move = now_ns - std::int64_t{e.lru_ms} * kMsNs;
+    if (static_cast<std::uint64_t>(since_move) >= std::uint64_t{kLruStepMs} * kMsNs) {
+      e.lru_ms = static_cast<std::uint32_t>(now_ns / kMsNs);
       lru_unlink(idx);
       lru_push_back(idx);
     }
