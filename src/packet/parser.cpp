@@ -111,6 +111,9 @@ class Parser {
   Status link(int type);
 
  private:
+  // The hot steps (ethernet, ethertype, ipv4, transport) work on local copies of v_ and
+  // p_: a store to one of the view's one-byte fields may alias any object (it is an
+  // unsigned char), so through the members the compiler reloaded both after each one.
   // `outer`: this header belongs to the captured frame (record L2 facts), not to a
   // frame carried inside a tunnel. ethernet(), ethertype() and transport() are inlined
   // into their callers: the calls between the layers were a tenth of the parser's
@@ -126,10 +129,11 @@ class Parser {
   [[gnu::always_inline]] inline Status transport(std::uint8_t proto, std::size_t off,
                                                  std::size_t end, std::size_t ip_payload);
   // Records a transport header of `header` bytes read at `off`.
-  void transport_read(std::size_t off, std::size_t header, std::size_t ip_payload) {
-    v_.has_l4 = true;
-    v_.payload_offset = static_cast<std::uint32_t>(off + header);
-    v_.l4_payload_length = u32_sat(ip_payload - header);
+  static void transport_read(PacketView& v, std::size_t off, std::size_t header,
+                             std::size_t ip_payload) {
+    v.has_l4 = true;
+    v.payload_offset = static_cast<std::uint32_t>(off + header);
+    v.l4_payload_length = u32_sat(ip_payload - header);
   }
   Status gre(std::size_t off, std::size_t end);
   Status pptp_gre(std::uint16_t flags, std::size_t off, std::size_t end);
@@ -205,20 +209,24 @@ Status Parser::link(int type) {
 }
 
 Status Parser::ethernet(std::size_t off, std::size_t end, bool outer) {
+  PacketView& v = v_;  // locals: see the class
+  const std::byte* const p = p_;
   if (end - off < 14) return Malformed::truncated_l2;
   if (outer) {
-    std::memcpy(v_.dst_mac.data(), at(off), 6);
-    std::memcpy(v_.src_mac.data(), at(off + 6), 6);
-    v_.has_dst_mac = true;
-    v_.has_src_mac = true;
+    std::memcpy(v.dst_mac.data(), p + off, 6);
+    std::memcpy(v.src_mac.data(), p + off + 6, 6);
+    v.has_dst_mac = true;
+    v.has_src_mac = true;
   }
   // Values below 0x0600 are an IEEE 802.3 length (LLC follows): not IP, handled below.
-  return ethertype(rd16(at(off + 12)), off + 14, end, outer);
+  return ethertype(rd16(p + off + 12), off + 14, end, outer);
 }
 
 Status Parser::ethertype(std::uint16_t type, std::size_t off, std::size_t end, bool outer) {
+  PacketView& v = v_;  // locals: see the class
+  const std::byte* const p = p_;
   if (type == kEtherIpv4) [[likely]] {  // untagged IPv4: no tag loop, no switch
-    v_.ethertype = type;
+    v.ethertype = type;
     return ipv4(off, end);
   }
   std::size_t tags = 0;
@@ -226,16 +234,16 @@ Status Parser::ethertype(std::uint16_t type, std::size_t off, std::size_t end, b
     if (tags == kMaxVlanTags) return Malformed::too_many_vlans;
     if (end - off < 4) return Malformed::truncated_l2;
     // IEEE 802.1Q §9.6: TCI = PCP(3) DEI(1) VID(12), then the next EtherType.
-    const auto vid = static_cast<std::uint16_t>(rd16(at(off)) & 0x0fff);
+    const auto vid = static_cast<std::uint16_t>(rd16(p + off) & 0x0fff);
     if (outer) {
-      (tags == 0 ? v_.vlan_outer : v_.vlan_inner) = vid;
-      v_.vlan_count = static_cast<std::uint8_t>(tags + 1);
+      (tags == 0 ? v.vlan_outer : v.vlan_inner) = vid;
+      v.vlan_count = static_cast<std::uint8_t>(tags + 1);
     }
     ++tags;
-    type = rd16(at(off + 2));
+    type = rd16(p + off + 2);
     off += 4;
   }
-  v_.ethertype = type;
+  v.ethertype = type;
   switch (type) {
     case kEtherIpv4:
       return ipv4(off, end);
@@ -314,10 +322,12 @@ Status Parser::ip_by_version(std::size_t off, std::size_t end) {
 }
 
 Status Parser::ipv4(std::size_t off, std::size_t end) {
+  PacketView& v = v_;  // locals: see the class
+  const std::byte* const p = p_;
   // RFC 791 §3.1.
-  v_.ethertype = kEtherIpv4;
+  v.ethertype = kEtherIpv4;
   if (end - off < 20) return Malformed::truncated_ip;
-  const std::byte* h = at(off);
+  const std::byte* h = p + off;
   if ((rd8(h) >> 4) != 4) return Malformed::bad_ip_version;
   const std::size_t ihl = std::size_t{rd8(h) & 0x0fu} * 4;
   if (ihl < 20) return Malformed::bad_ihl;
@@ -328,32 +338,32 @@ Status Parser::ipv4(std::size_t off, std::size_t end) {
     // A sender-side capture of a TSO/GSO super-packet (or IPv4 BIG TCP) carries 0;
     // Wireshark's "TSO support" reads it the same way.
     total = captured;
-    v_.length_from_capture = true;
+    v.length_from_capture = true;
   } else if (total < ihl) {
     return Malformed::bad_ip_length;
   }
   const std::uint16_t frag = rd16(h + 6);
-  v_.kind = PacketKind::ip;
-  v_.ip_version = 4;
-  v_.tos = rd8(h + 1);
-  v_.ttl = rd8(h + 8);
-  v_.protocol = rd8(h + 9);
-  std::memcpy(v_.src_addr.data(), h + 12, 4);
-  std::memcpy(v_.dst_addr.data(), h + 16, 4);
-  v_.ip_length = u32_sat(total);
-  v_.truncated = total > captured;
-  v_.ip_header_length = static_cast<std::uint16_t>(ihl);
-  v_.l3_offset = static_cast<std::uint32_t>(off);
-  v_.fragment_id = rd16(h + 4);
-  v_.more_fragments = (frag & 0x2000) != 0;
-  v_.fragment_offset = static_cast<std::uint16_t>(frag & 0x1fff);
-  v_.is_fragment = v_.more_fragments || v_.fragment_offset != 0;
-  v_.l4_offset = static_cast<std::uint32_t>(off + ihl);
-  v_.payload_offset = v_.l4_offset;
-  v_.l4_payload_length = u32_sat(total - ihl);
+  v.kind = PacketKind::ip;
+  v.ip_version = 4;
+  v.tos = rd8(h + 1);
+  v.ttl = rd8(h + 8);
+  v.protocol = rd8(h + 9);
+  std::memcpy(v.src_addr.data(), h + 12, 4);
+  std::memcpy(v.dst_addr.data(), h + 16, 4);
+  v.ip_length = u32_sat(total);
+  v.truncated = total > captured;
+  v.ip_header_length = static_cast<std::uint16_t>(ihl);
+  v.l3_offset = static_cast<std::uint32_t>(off);
+  v.fragment_id = rd16(h + 4);
+  v.more_fragments = (frag & 0x2000) != 0;
+  v.fragment_offset = static_cast<std::uint16_t>(frag & 0x1fff);
+  v.is_fragment = v.more_fragments || v.fragment_offset != 0;
+  v.l4_offset = static_cast<std::uint32_t>(off + ihl);
+  v.payload_offset = v.l4_offset;
+  v.l4_payload_length = u32_sat(total - ihl);
   // Only the first fragment carries the transport header (RFC 791 §3.2).
-  if (v_.fragment_offset != 0) return kOk;
-  return transport(v_.protocol, off + ihl, off + std::min(total, captured), total - ihl);
+  if (v.fragment_offset != 0) return kOk;
+  return transport(v.protocol, off + ihl, off + std::min(total, captured), total - ihl);
 }
 
 Status Parser::ipv6(std::size_t off, std::size_t end) {
@@ -464,8 +474,10 @@ Status Parser::ipv6(std::size_t off, std::size_t end) {
 
 Status Parser::transport(std::uint8_t proto, std::size_t off, std::size_t end,
                          std::size_t ip_payload) {
+  PacketView& v = v_;  // locals: see the class
+  const std::byte* const p = p_;
   const std::size_t avail = std::min(end - off, ip_payload);
-  const std::byte* h = at(off);
+  const std::byte* h = p + off;
   std::size_t header = 0;
   if (proto == kProtoTcp) [[likely]] {
     // RFC 9293 §3.1. Options may be cut by the snap length: only the fixed part is
@@ -473,14 +485,14 @@ Status Parser::transport(std::uint8_t proto, std::size_t off, std::size_t end,
     if (avail < 20) return Malformed::truncated_l4;
     header = (std::size_t{rd8(h + 12)} >> 4) * 4;
     if (header < 20 || header > ip_payload) return Malformed::bad_tcp_header;
-    v_.src_port = rd16(h);
-    v_.dst_port = rd16(h + 2);
-    v_.tcp_seq = rd32(h + 4);
-    v_.tcp_ack = rd32(h + 8);
-    v_.tcp_flags = static_cast<std::uint16_t>(rd16(h + 12) & 0x0fff);
-    v_.tcp_window = rd16(h + 14);
-    v_.tcp_header_length = static_cast<std::uint8_t>(header);
-    transport_read(off, header, ip_payload);
+    v.src_port = rd16(h);
+    v.dst_port = rd16(h + 2);
+    v.tcp_seq = rd32(h + 4);
+    v.tcp_ack = rd32(h + 8);
+    v.tcp_flags = static_cast<std::uint16_t>(rd16(h + 12) & 0x0fff);
+    v.tcp_window = rd16(h + 14);
+    v.tcp_header_length = static_cast<std::uint8_t>(header);
+    transport_read(v, off, header, ip_payload);
     return kOk;
   }
   switch (proto) {
@@ -488,42 +500,42 @@ Status Parser::transport(std::uint8_t proto, std::size_t off, std::size_t end,
     case kProtoUdpLite:                               // RFC 3828 §3: same ports layout as UDP
       if (avail < 8) return Malformed::truncated_l4;  // RFC 768
       header = 8;
-      v_.src_port = rd16(h);
-      v_.dst_port = rd16(h + 2);
+      v.src_port = rd16(h);
+      v.dst_port = rd16(h + 2);
       break;
     case kProtoSctp:
       if (avail < 12) return Malformed::truncated_l4;  // RFC 9260 §3.1 common header
       header = 12;
-      v_.src_port = rd16(h);
-      v_.dst_port = rd16(h + 2);
+      v.src_port = rd16(h);
+      v.dst_port = rd16(h + 2);
       break;
     case kProtoIcmp:
       if (avail < 8) return Malformed::truncated_l4;  // RFC 792: 8-byte header
       header = 8;
-      v_.icmp_type = rd8(h);
-      v_.icmp_code = rd8(h + 1);
+      v.icmp_type = rd8(h);
+      v.icmp_code = rd8(h + 1);
       break;
     case kProtoIcmpv6:
       if (avail < 4) return Malformed::truncated_l4;  // RFC 4443 §2.1
       header = 4;
-      v_.icmp_type = rd8(h);
-      v_.icmp_code = rd8(h + 1);
+      v.icmp_type = rd8(h);
+      v.icmp_code = rd8(h + 1);
       break;
     case kProtoGre:
-      return strip_ && !v_.is_fragment ? gre(off, end) : kOk;
+      return strip_ && !v.is_fragment ? gre(off, end) : kOk;
     case kProtoIpInIp:  // RFC 2003
-      if (!strip_ || v_.is_fragment) return kOk;
+      if (!strip_ || v.is_fragment) return kOk;
       return descend(TunnelType::ip_in_ip, 0, [&] { return ipv4(off, end); });
     case kProtoIpv6:  // RFC 4213 (IPv6 in IPv4), RFC 2473 (IPv6 in IPv6)
-      if (!strip_ || v_.is_fragment) return kOk;
+      if (!strip_ || v.is_fragment) return kOk;
       return descend(TunnelType::ip_in_ip, 0, [&] { return ipv6(off, end); });
     default:
       return kOk;  // ESP, OSPF, ...: no transport header we read
   }
-  transport_read(off, header, ip_payload);
-  if (strip_ && proto == kProtoUdp && !v_.is_fragment) {
-    if (v_.dst_port == kVxlanPort) return vxlan(off + 8, end);
-    if (v_.dst_port == kGtpUPort) return gtp_u(off + 8, end);
+  transport_read(v, off, header, ip_payload);
+  if (strip_ && proto == kProtoUdp && !v.is_fragment) {
+    if (v.dst_port == kVxlanPort) return vxlan(off + 8, end);
+    if (v.dst_port == kGtpUPort) return gtp_u(off + 8, end);
   }
   return kOk;
 }
