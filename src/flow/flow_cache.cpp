@@ -128,6 +128,13 @@ inline FlowCache::Entry& FlowCache::entry(std::uint32_t idx) {
   return slab_.get()[idx];
 }
 
+// Asks for every cache line of an entry that is about to be read or written whole.
+inline void FlowCache::prefetch_entry(std::uint32_t idx) {
+  const auto* e = reinterpret_cast<const char*>(&entry(idx));
+  for (std::size_t at = 0; at < sizeof(Entry); at += 64) __builtin_prefetch(e + at, 1);
+  __builtin_prefetch(e + sizeof(Entry) - 1, 1);
+}
+
 namespace {
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
 
@@ -509,11 +516,7 @@ std::uint32_t FlowCache::allocate(std::int64_t ts) {
     free_head_ = entry(idx).hash_next;
     // The next flow created reuses this entry: a freed flow's, long out of the cache.
     // Fetched now, it is there by then rather than a miss in the middle of create().
-    if (free_head_ != kNil) {
-      const auto* next = reinterpret_cast<const char*>(&entry(free_head_));
-      for (std::size_t at = 0; at < sizeof(Entry); at += 64) __builtin_prefetch(next + at, 1);
-      __builtin_prefetch(next + sizeof(Entry) - 1, 1);
-    }
+    if (free_head_ != kNil) prefetch_entry(free_head_);
   } else {
     idx = allocated_++;  // below max_flows: a full cache evicted above
   }
@@ -908,18 +911,25 @@ void FlowCache::expire(std::int64_t now_ns) {
   // ended flows, in the order they ended, once kEndLingerNs passed without a packet: the
   // ACK of the last FIN (or a retransmitted FIN) still joins its flow. A flow refreshed by
   // such a packet holds the ones behind it back by at most the linger.
+  // Each loop fetches the entry after the one it exports: the lists are walked in the
+  // order flows ended or went quiet, long after their entries were last touched, and the
+  // walk was a cache miss per flow, waited for one after the other.
   while (ended_head_ != kNil) {
     const Entry& e = entry(ended_head_);
     if ((e.state & kClosed) != kClosed && now_ns - e.rec.last_ns < kEndLingerNs) break;
+    if (e.lru_next != kNil) prefetch_entry(e.lru_next);
     export_flow(ended_head_, EndReason::end_of_flow);
   }
   while (lru_head_ != kNil) {
-    if (now_ns - entry(lru_head_).rec.last_ns < config_.idle_timeout_ns) break;
+    const Entry& e = entry(lru_head_);
+    if (now_ns - e.rec.last_ns < config_.idle_timeout_ns) break;
+    if (e.lru_next != kNil) prefetch_entry(e.lru_next);
     export_flow(lru_head_, EndReason::idle_timeout);
   }
   while (fifo_head_ != kNil) {
     const Entry& e = entry(fifo_head_);
     if (now_ns - e.rec.first_ns < config_.active_timeout_ns) break;
+    if (e.fifo_next != kNil) prefetch_entry(e.fifo_next);
     export_flow(fifo_head_,
                 (e.state & kEnded) != 0 ? EndReason::end_of_flow : EndReason::active_timeout);
   }

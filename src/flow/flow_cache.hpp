@@ -129,6 +129,7 @@ class FlowCache {
   struct Lookup;
 
   Entry& entry(std::uint32_t idx);
+  void prefetch_entry(std::uint32_t idx);
   // `lk`: lookup_of(v), read only when v is an IP packet.
   void add_one(const packet::PacketView& v, std::span<const std::byte> frame, std::int64_t ts,
                const Lookup& lk);
