@@ -9,7 +9,7 @@
 //    a wall clock, so a pcap yields the same flows every run. expire(now_ns) is called by
 //    the probe periodically with the latest packet time.
 //  - No allocation per packet: flow entries live in a slab, and the power-of-two bucket
-//    array of 32-bit indices doubles in place as flows arrive (at most two buckets per
+//    array of 32-bit indices doubles in place as flows arrive (at most four buckets per
 //    flow); both are address space reserved for max_flows at construction, of which only
 //    what the flows use is touched (a slab entry when it is first handed out). Per flow the cache
 //    holds kBytesPerFlow bytes (≤ 256, SPEC §8) including the hash table; L7 state lives in the
@@ -121,7 +121,9 @@ class FlowCache {
   // expire(), which frees its entry for new flows that much sooner.
   static constexpr std::int64_t kEndLingerNs = 1'000'000'000;
   static const std::size_t kEntrySize;
-  static const std::size_t kBytesPerFlow;  // entry + one 32-bit bucket (load factor ≤ 1)
+  // Entry + one 32-bit bucket: a full cache (load factor ≤ 1); memory_per_flow() is the
+  // bound while the array grows.
+  static const std::size_t kBytesPerFlow;
 
  private:
   struct Entry;
