@@ -403,7 +403,13 @@ std::int64_t uptime_to_epoch_seconds(const UptimeRef& ref, const MessageMeta& m,
   }
   // Modulo 2^32 as a signed difference: survives the uptime wrap and small skew.
   const auto diff = static_cast<std::int32_t>(m.sys_uptime_ms - static_cast<std::uint32_t>(value));
-  return static_cast<std::int64_t>(m.export_time) - diff / 1000;
+  // The flow's time in milliseconds, as the header dates it (RFC 3954 §5.1: the export
+  // time in seconds, plus v5's residual nanoseconds; uptime_converter.cpp and nfdump date
+  // it alike), then its whole second: `export_time - diff / 1000` truncated the
+  // difference, which put a time up to a second after the one the milliseconds say.
+  const std::int64_t ms = std::int64_t{m.export_time} * 1000 +
+                          std::int64_t{m.export_time_nsec / 1'000'000} - std::int64_t{diff};
+  return ms >= 0 ? ms / 1000 : -((999 - ms) / 1000);
 }
 
 }  // namespace

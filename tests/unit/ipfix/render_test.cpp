@@ -215,7 +215,8 @@ TEST(RenderTest, SysUptimeBecomesEpochSeconds) {
   v9.export_time = 1700000000;
   v9.sys_uptime_ms = 100000;
   RecordBatch batch;
-  // export_time - (sys_uptime_ms - value) / 1000
+  // The whole second of export_time * 1000 - (sys_uptime_ms - value) milliseconds:
+  // 99500 is half a second before the export, so in the second before it.
   add(batch, t, {Value{std::uint64_t{40000}}, Value{std::uint64_t{99500}}}, v9);
   // A LAST_SWITCHED slightly ahead of the header's uptime.
   add(batch, t, {Value{std::uint64_t{99000}}, Value{std::uint64_t{101500}}}, v9);
@@ -223,17 +224,25 @@ TEST(RenderTest, SysUptimeBecomesEpochSeconds) {
   MessageMeta wrapped = v9;
   wrapped.sys_uptime_ms = 5000;
   add(batch, t, {Value{std::uint64_t{0xfffff000}}, Value{std::uint64_t{4000}}}, wrapped);
+  // v5's residual nanoseconds count: 500 ms before an export at .400 is in the second
+  // before it, 250 ms before it in that second.
+  MessageMeta v5 = v9;
+  v5.protocol = Protocol::netflow_v5;
+  v5.export_time_nsec = 400'000'000;
+  add(batch, t, {Value{std::uint64_t{99500}}, Value{std::uint64_t{99750}}}, v5);
   // IPFIX header: no uptime, so the raw value.
   MessageMeta ipfix;
   ipfix.export_time = 1700000000;
   add(batch, t, {Value{std::uint64_t{40000}}, Value{std::uint64_t{99500}}}, ipfix);
   std::string out;
   render_json_lines(batch, out);
-  EXPECT_EQ(out, R"({"FIRST_SWITCHED":1699999940,"LAST_SWITCHED":1700000000})"
+  EXPECT_EQ(out, R"({"FIRST_SWITCHED":1699999940,"LAST_SWITCHED":1699999999})"
                  "\n"
                  R"({"FIRST_SWITCHED":1699999999,"LAST_SWITCHED":1700000001})"
                  "\n"
-                 R"({"FIRST_SWITCHED":1699999991,"LAST_SWITCHED":1699999999})"
+                 R"({"FIRST_SWITCHED":1699999990,"LAST_SWITCHED":1699999999})"
+                 "\n"
+                 R"({"FIRST_SWITCHED":1699999999,"LAST_SWITCHED":1700000000})"
                  "\n"
                  R"({"FIRST_SWITCHED":40000,"LAST_SWITCHED":99500})"
                  "\n");
