@@ -118,6 +118,17 @@ struct Service::Impl {
   }
 
   Expected<void, Error> setup();
+  // After a failed setup(): the outputs opened so far received nothing; they close now,
+  // with the io thread running for the export's shutdown. (Left to the destructors, the
+  // export waited the whole shutdown deadline for an io thread never started, then
+  // reported records "not delivered".)
+  void close_unused_outputs() {
+    io_thread = std::thread([this] { io.run(); });
+    fanout.close(std::chrono::seconds(options.shutdown_timeout) + std::chrono::seconds(2));
+    work.reset();
+    io.stop();
+    io_thread.join();
+  }
   Expected<void, Error> setup_outputs();
   Expected<void, Error> setup_ntopng();
   Expected<void, Error> setup_clickhouse();
@@ -552,7 +563,10 @@ Service::~Service() = default;
 Expected<std::unique_ptr<Service>, std::string> Service::create(const Options& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  if (auto ok = impl->setup(); !ok) return tl::unexpected(ok.error());
+  if (auto ok = impl->setup(); !ok) {
+    impl->close_unused_outputs();
+    return tl::unexpected(ok.error());
+  }
   return std::unique_ptr<Service>(new Service(std::move(impl)));
 }
 

@@ -133,5 +133,29 @@ TEST(ProbeExit, AFileNeverLosesFlowsToAFullOutputQueue) {
   EXPECT_EQ(got.packets, std::uint64_t{kFlows});
 }
 
+// A start-up error (here an unknown -T field) ends the process with its reason, at once:
+// the export opened before it has nothing to deliver, so neither the shutdown deadline
+// (30 s here) nor an undelivered-records report may follow. Before the fix both did, for
+// UDP as for TCP outputs.
+TEST(ProbeExit, AStartUpErrorExitsAtOnceWithItsReason) {
+  TempDir tmp("probe-start-error");
+  ASSERT_FALSE(tmp.path().empty());
+  const std::string pcap = data_path(kTrace);
+  const std::uint16_t dead = free_tcp_port();
+  for (const std::string& url :
+       {"udp://127.0.0.1:" + std::to_string(dead), "tcp://127.0.0.1:" + std::to_string(dead)}) {
+    ChildProcess probe({flowsec_binary(), "-i", pcap, "-n", url, "--shutdown-timeout", "30", "-T",
+                        "%IN_BYTES %NO_SUCH_FIELD"},
+                       "", tmp / "probe.err");
+    ASSERT_TRUE(probe.wait_ended(15s)) << url << ": still running after 15 s";
+    EXPECT_EQ(probe.exit_code(), 1) << url << ": " << probe.exit_description();
+    const std::string err = probe.err();
+    EXPECT_NE(err.find("option -T: unknown template field 'NO_SUCH_FIELD'"), std::string::npos)
+        << url << ": " << err;
+    EXPECT_EQ(err.find("shutdown deadline"), std::string::npos) << url << ": " << err;
+    EXPECT_EQ(err.find("not delivered"), std::string::npos) << url << ": " << err;
+  }
+}
+
 }  // namespace
 }  // namespace flowsec::test::probe
