@@ -738,8 +738,8 @@ void FlowCache::add_batch(std::span<const Packet> packets) {
   // Two prefetch stages: the bucket head 2 * kAhead packets ahead, and the entry it points
   // to kAhead packets ahead (by then the bucket line has arrived). Prefetching every
   // bucket of a run at once instead left the later ones to queue for fill buffers.
-  // Lookups are computed for every packet, IP or not: a non-IP view's network fields are
-  // zero, so its lookup is a harmless one that add_one() never reads. add_one() has this
+  // Lookups are computed for every packet, IP or not: a non-IP packet's is a hash and a
+  // prefetch, whatever its view holds, and add_one() never reads it. add_one() has this
   // one call site, so that it (and update()) is inlined here.
   constexpr std::size_t kAhead = 8;
   Lookup* const lookups = lookups_.get();
