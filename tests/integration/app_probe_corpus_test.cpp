@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "support/app_process.hpp"
+#include "support/pcap_writer.hpp"
 
 namespace flowsec::test::app {
 namespace {
@@ -222,6 +223,78 @@ TEST(AppProbeCorpus, FlowTimesStayRightWhenTheDirectoryGoesBackInTime) {
   EXPECT_EQ(wrong, 0) << wrong << " of " << flows
                       << " flows have FIRST/LAST_SWITCHED outside the capture's time span ["
                       << span->first << ", " << span->second << "], e.g. " << example;
+}
+
+// Per connection (its two endpoints, in either order), the whole seconds of its first and
+// last packet as tshark reads the capture (frame.time_epoch, cut at the decimal point):
+// what the flow's FIRST_SWITCHED and LAST_SWITCHED must say.
+std::map<std::string, std::pair<std::int64_t, std::int64_t>> connection_seconds(
+    const std::string& file, const std::string& dir) {
+  std::map<std::string, std::pair<std::int64_t, std::int64_t>> out;
+  auto r = run_command(
+      {"tshark",      "-r", file,          "-T", "fields",          "-E", "occurrence=f", "-e",
+       "ip.src",      "-e", "ip.dst",      "-e", "tcp.srcport",     "-e", "udp.srcport",  "-e",
+       "tcp.dstport", "-e", "udp.dstport", "-e", "frame.time_epoch"},
+      dir, 30s);
+  if (r.exit_code != 0) return out;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> f;
+    std::istringstream fields(line);
+    for (std::string v; std::getline(fields, v, '\t');) f.push_back(v);
+    if (f.size() != 7 || f[0].empty()) continue;  // not IPv4
+    const std::string a = f[0] + ":" + (f[2].empty() ? f[3] : f[2]);
+    const std::string b = f[1] + ":" + (f[4].empty() ? f[5] : f[4]);
+    const std::int64_t sec = std::stoll(f[6].substr(0, f[6].find('.')));
+    auto [it, fresh] = out.try_emplace(a < b ? a + " " + b : b + " " + a, sec, sec);
+    it->second.first = std::min(it->second.first, sec);
+    it->second.second = std::max(it->second.second, sec);
+  }
+  return out;
+}
+
+// FIRST_SWITCHED/LAST_SWITCHED in the probe's JSON output (nProbe's default template,
+// sysUpTime-based, rendered as epoch seconds) are the seconds of the flow's first and last
+// packet, as tshark reads them, for every record: in the well-formed capture, and in one
+// written here whose flows start in the last 50 ms of a second and end in the first 50 ms
+// of the next, exported seconds later. Rendering once truncated the uptime difference and
+// put such flows a second late.
+TEST(AppProbeCorpus, FlowTimesAreTheSecondsOfTheirPacketsAsTsharkReadsThem) {
+  if (!have_command("tshark")) GTEST_SKIP() << "tshark is not installed (Debian: tshark)";
+  TempDir dir("probe-times");
+  const std::string straddling = dir.path() + "/straddling.pcap";
+  {
+    PcapWriter w(straddling);
+    const std::vector<std::byte> payload(16, std::byte{0x42});
+    for (std::uint16_t port = 1000; port < 1020; ++port) {
+      w.write_udp_at(payload, port, 1700000000, 950000 + port);
+      w.write_udp_at(payload, port, 1700000001, 10000 + port);
+    }
+    w.write_udp_at(payload, 999, 1700000004, 500000);  // a later flow: export time moves on
+  }
+  for (const std::string& file : {kWellFormed, straddling}) {
+    const auto truth = connection_seconds(file, dir.path());
+    ASSERT_FALSE(truth.empty()) << file << ": tshark read no IPv4 packet";
+    auto probe = start_flowsec({"-i", file, "--no-l7", "-P", "-", "-D", "j"}, dir.path(), "probe");
+    EXPECT_EQ(probe->wait(30s), 0) << probe->log();
+    int records = 0;
+    for (const auto& r : parse_json_lines(probe->out())) {
+      const std::string a = r.value("IPV4_SRC_ADDR", std::string()) + ":" +
+                            std::to_string(as_u64(r.value("L4_SRC_PORT", json(0))));
+      const std::string b = r.value("IPV4_DST_ADDR", std::string()) + ":" +
+                            std::to_string(as_u64(r.value("L4_DST_PORT", json(0))));
+      const auto it = truth.find(a < b ? a + " " + b : b + " " + a);
+      if (it == truth.end()) continue;  // not a connection tshark sees with ports (ICMP)
+      ++records;
+      EXPECT_EQ(as_u64(r.value("FIRST_SWITCHED", json(0))),
+                static_cast<std::uint64_t>(it->second.first))
+          << file << ": " << r.dump();
+      EXPECT_EQ(as_u64(r.value("LAST_SWITCHED", json(0))),
+                static_cast<std::uint64_t>(it->second.second))
+          << file << ": " << r.dump();
+    }
+    EXPECT_GT(records, 0) << file << ":\n" << probe->out();
+  }
 }
 
 // The malformed packets by reason, on --metrics. The probe stays up after its input ends

@@ -30,6 +30,11 @@ class PcapWriter {
   }
 
   void write_udp(Bytes payload, std::uint16_t dst_port, std::uint32_t ts_sec = 1700000000) {
+    write_udp_at(payload, dst_port, ts_sec, usec_++);
+  }
+  // The same at an exact time: ts_sec seconds and ts_usec microseconds (< 1000000).
+  void write_udp_at(Bytes payload, std::uint16_t dst_port, std::uint32_t ts_sec,
+                    std::uint32_t ts_usec) {
     std::vector<std::byte> f;
     ByteWriter w(f);
     w.u32(0x02000000);  // dst MAC 02:00:00:00:00:01
@@ -59,7 +64,7 @@ class PcapWriter {
     w.bytes(payload);
     std::vector<std::byte> rec;
     put_le(rec, ts_sec);
-    put_le(rec, usec_++);
+    put_le(rec, ts_usec);
     put_le(rec, static_cast<std::uint32_t>(f.size()));
     put_le(rec, static_cast<std::uint32_t>(f.size()));
     out_.write(reinterpret_cast<const char*>(rec.data()), static_cast<std::streamsize>(rec.size()));
