@@ -123,6 +123,7 @@ struct Service::Impl {
   // export waited the whole shutdown deadline for an io thread never started, then
   // reported records "not delivered".)
   void close_unused_outputs() {
+    for (auto& l : listeners) l->close();  // no handler runs yet: nothing is accepted
     io_thread = std::thread([this] { io.run(); });
     fanout.close(std::chrono::seconds(options.shutdown_timeout) + std::chrono::seconds(2));
     work.reset();
