@@ -218,12 +218,15 @@ inline std::uint64_t mul_fold(std::uint64_t a, std::uint64_t b) {
   return static_cast<std::uint64_t>(p) ^ static_cast<std::uint64_t>(p >> 64);
 }
 
-// One endpoint (address words and port) under the per-process keys. The port is mixed in
-// by its own multiplication, not into an address word, so that nobody can trade address
-// bits for port bits (IPv6 senders choose their low 64 address bits) and keep the hash.
+// One endpoint (address words and port) under the per-process keys. The port enters after
+// the address is mixed, through a multiplication of its own, so that it cannot be traded
+// for address bits (IPv6 senders choose their low 64 address bits), and not linearly: as
+// `+ port * key`, the two endpoints' ports added up, and every flow between two hosts
+// whose ports had the same sum fell into one bucket chain (hash flooding; see
+// FlowCacheTest.CraftedKeysDoNotShareABucketChain).
 inline std::uint64_t endpoint_hash(const std::array<std::uint64_t, 4>& k, Words a,
                                    std::uint16_t port) {
-  return mul_fold(a.hi ^ k[0], a.lo ^ k[1]) + std::uint64_t{port} * k[2];
+  return mul_fold(mul_fold(a.hi ^ k[0], a.lo ^ k[1]) ^ port, k[2]);
 }
 
 // Both directions of a flow hash alike: the endpoints' hashes are added, which does not
@@ -395,6 +398,16 @@ void FlowCache::grow_buckets() {
 std::size_t FlowCache::memory_per_flow() const {
   // At most four buckets per flow once the array has grown (load factor >= 1/4).
   return kEntrySize + 4 * sizeof(std::uint32_t);
+}
+
+std::size_t FlowCache::longest_bucket_chain() const {
+  std::size_t longest = 0;
+  for (std::uint32_t b = 0; b < bucket_count(); ++b) {
+    std::size_t n = 0;
+    for (std::uint32_t i = buckets_[b]; i != kNil; i = slab_.get()[i].hash_next) ++n;
+    longest = std::max(longest, n);
+  }
+  return longest;
 }
 
 std::size_t FlowCache::bytes_in_use() const {

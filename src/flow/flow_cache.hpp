@@ -109,6 +109,9 @@ class FlowCache {
   // first fragment).
   [[nodiscard]] std::size_t memory_per_flow() const;
   [[nodiscard]] std::size_t bytes_in_use() const;
+  // The most flows in one bucket's chain (a walk of the whole table: for tests, which
+  // check that crafted keys do not pile up in one chain).
+  [[nodiscard]] std::size_t longest_bucket_chain() const;
 
   // Fixed parts of the design, public for tests and benchmarks.
   static constexpr std::size_t kFragmentSlots = 4096;

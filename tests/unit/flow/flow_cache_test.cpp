@@ -661,6 +661,61 @@ TEST_F(FlowCacheTest, PerFlowMemoryStaysWithinTheSpecBound) {
   EXPECT_LE(buckets, 4 * sizeof(std::uint32_t) * 20000) << "bucket array sized for -M, not flows";
 }
 
+// Hash flooding: keys an attacker can choose without knowing the per-process hash keys
+// must spread over the buckets like any others. Each pattern puts 30 000 flows in one
+// cache (load between 1/4 and 1/2); hashed at random, the longest chain is ~7, so 24 is
+// only exceeded by a hash that the pattern defeats (the ports summed linearly put all
+// 30 000 of the first pattern into one chain).
+TEST_F(FlowCacheTest, CraftedKeysDoNotShareABucketChain) {
+  constexpr int kFlows = 30000;
+  const auto longest = [&](auto&& packet_of) {
+    auto cache = make();
+    for (int i = 0; i < kFlows; ++i) cache.add(packet_of(i), kSec);
+    EXPECT_EQ(cache.active_flows(), std::size_t{kFlows});
+    return cache.longest_bucket_chain();
+  };
+  const auto with_port = [](Host h, int port) {
+    h.port = static_cast<std::uint16_t>(port);
+    return h;
+  };
+  // Two hosts, ports with a constant sum.
+  EXPECT_LE(longest([&](int i) { return udp(with_port(a, i + 1), with_port(b, 60000 - i)); }), 24U);
+  // Two hosts, one port counting.
+  EXPECT_LE(longest([&](int i) { return udp(with_port(a, i + 1), b); }), 24U);
+  // Addresses counting in their low byte and the ones above it, the same ports.
+  EXPECT_LE(longest([&](int i) {
+              Host s = a;
+              s.addr[2] = static_cast<std::uint8_t>(i >> 8);
+              s.addr[3] = static_cast<std::uint8_t>(i);
+              return udp(s, b);
+            }),
+            24U);
+  // Endpoints mirrored around a middle address: (x, y) and (y, x) pairs of others.
+  EXPECT_LE(longest([&](int i) {
+              Host s = a, d = b;
+              s.addr[2] = static_cast<std::uint8_t>(i >> 8);
+              s.addr[3] = static_cast<std::uint8_t>(i);
+              d.addr[2] = static_cast<std::uint8_t>((kFlows - i) >> 8);
+              d.addr[3] = static_cast<std::uint8_t>(kFlows - i);
+              d.addr[1] = 1;
+              return udp(s, d);
+            }),
+            24U);
+  // IPv6 sources counting in their low 64 bits (an attacker's own /64), two ports.
+  EXPECT_LE(longest([&](int i) {
+              Host s = a;
+              s.addr = {0x20, 0x01, 0x0d, 0xb8};
+              s.addr[14] = static_cast<std::uint8_t>(i >> 8);
+              s.addr[15] = static_cast<std::uint8_t>(i);
+              Host d = b;
+              d.addr = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+              auto v = udp(with_port(s, 1000 + (i & 1)), d);
+              v.ip_version = 6;
+              return v;
+            }),
+            24U);
+}
+
 // -M above 2^31 (the constructor takes any 32-bit value) is capped there: the bucket count,
 // bit_ceil(max_flows), would not fit 32 bits, and the reservation would fail.
 TEST_F(FlowCacheTest, MaxFlowsAboveTwoToThe31IsCapped) {
