@@ -118,17 +118,14 @@ struct Service::Impl {
   }
 
   Expected<void, Error> setup();
-  // After a failed setup(): the outputs opened so far received nothing; they close now,
-  // with the io thread running for the export's shutdown. (Left to the destructors, the
-  // export waited the whole shutdown deadline for an io thread never started, then
-  // reported records "not delivered".)
+  // After a failed setup(): what was opened received nothing; it goes through the usual
+  // shutdown() now, with the io thread running for the export's close. (Left to the
+  // destructors, the export waited the whole shutdown deadline for an io thread never
+  // started, then reported records "not delivered".)
   void close_unused_outputs() {
     for (auto& l : listeners) l->close();  // no handler runs yet: nothing is accepted
     io_thread = std::thread([this] { io.run(); });
-    fanout.close(std::chrono::seconds(options.shutdown_timeout) + std::chrono::seconds(2));
-    work.reset();
-    io.stop();
-    io_thread.join();
+    (void)shutdown();
   }
   Expected<void, Error> setup_outputs();
   Expected<void, Error> setup_ntopng();
